@@ -1,0 +1,470 @@
+"""Environment bindings: the only place where environments differ.
+
+Config files are identical everywhere; each component expands environment variables
+itself. For every environment this module yields an explicit table, per service, of
+variable -> binding. A binding is a plain value, a secret (resolved from the secret
+store, never written into rendered files), or a deploy-time output (e.g. the RDS
+endpoint, known only after Terraform has run).
+
+Three binding tables exist: ``compose`` (the local docker stack), ``aws`` (ECS Fargate),
+and ``loopback`` (each component as a process on 127.0.0.1, used by obskit's contract
+tests and by anyone who has the component binaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+from obskit.spec.model import AwsEnvironment, ComposeEnvironment, Spec
+
+
+@dataclass(frozen=True, order=True)
+class Secret:
+    """A secret, by name. ``ref`` is set when the spec points at it (env:VAR / ssm:/path)."""
+
+    name: str
+    ref: str | None = None
+
+    @property
+    def env_var(self) -> str:
+        """The variable that carries it in a compose run (from the process environment)."""
+        if self.ref and self.ref.startswith("env:"):
+            return self.ref[4:]
+        return "OBSKIT_SECRET_" + envname(self.name)
+
+    def to_json(self) -> dict[str, str]:
+        out = {"secret": self.name}
+        if self.ref:
+            out["ref"] = self.ref
+        return out
+
+
+@dataclass(frozen=True, order=True)
+class Output:
+    """A value known only once the environment is deployed (a Terraform output)."""
+
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"output": self.name}
+
+
+Binding = Union[str, Secret, Output]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One running service: which component's configs it uses and its environment."""
+
+    name: str
+    component: str
+    env: Mapping[str, Binding]
+
+    def to_json(self) -> dict:
+        return {
+            "component": self.component,
+            "env": {
+                k: (v.to_json() if isinstance(v, (Secret, Output)) else {"value": v})
+                for k, v in sorted(self.env.items())
+            },
+        }
+
+
+def envname(name: str) -> str:
+    """``mimir-1`` -> ``MIMIR_1``: a name usable inside an environment variable."""
+    return name.upper().replace("-", "_").replace(".", "_")
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def tenant_names(spec: Spec) -> list[str]:
+    """User tenants, then the operators' tenant."""
+    return [t.name for t in spec.tenants] + [spec.operators.tenant]
+
+
+def tenant_password(tenant: str, role: str) -> Secret:
+    return Secret(f"tenant-{tenant}-{role}-password")
+
+
+ADMIN_PASSWORD = Secret("gateway-admin-password")
+POSTGRES_PASSWORD = Secret("postgres-password")
+GATEWAY_TLS_CERT = Secret("gateway-tls-cert")
+GATEWAY_TLS_KEY = Secret("gateway-tls-key")
+GATEWAY_CA_CERT = Secret("gateway-ca-cert")
+GATEWAY_HTPASSWD = Secret("gateway-htpasswd")
+
+
+def grafana_admin_password(spec: Spec) -> Secret:
+    return Secret("grafana-admin-password", spec.grafana.admin_password)
+
+
+def object_store_keys(spec: Spec) -> tuple[Secret, Secret]:
+    store = spec.object_store
+    return (
+        Secret("object-store-access-key", store.access_key_id),
+        Secret("object-store-secret-key", store.secret_access_key),
+    )
+
+
+def secret_catalogue(spec: Spec, env_name: str) -> dict[str, Secret]:
+    """Every secret the environment's services reference, by name."""
+    found: dict[str, Secret] = {}
+    for service in services(spec, env_name).values():
+        for value in service.env.values():
+            if isinstance(value, Secret):
+                found[value.name] = value
+    return dict(sorted(found.items()))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+# Container-side ports. They are the same in compose and ECS; only loopback runs move them.
+PORTS = {
+    "loki": {"http": 3100, "grpc": 9095, "memberlist": 7946},
+    "mimir": {"http": 8080, "grpc": 9095, "memberlist": 7946},
+    "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888},
+    "grafana": {"http": 3000},
+    "gateway": {"https": 8443, "http": 8080},
+    "postgres": {"postgres": 5432},
+    "object-store": {"s3": 9000, "console": 9001},
+}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How services reach each other in one environment."""
+
+    host: Mapping[str, str]  # service -> host name
+    port: Mapping[str, Mapping[str, int]]  # service -> port name -> number
+    listen: str  # listen address inside a service
+    data_dir: Mapping[str, str]  # service -> data directory
+    config_dir: Mapping[str, str]  # component -> directory holding its rendered configs
+    gateway_url: str  # how services inside the stack reach the gateway
+    public_url: str  # how people and clients outside reach the gateway
+    s3: Mapping[str, Binding]
+    instance_addr: str = ""
+    instance_id: Mapping[str, str] | None = None
+    gateway_user: str = "nginx"
+    gateway_files: Mapping[str, str] | None = None
+
+    def addr(self, service: str, port: str) -> str:
+        return f"{self.host[service]}:{self.port[service][port]}"
+
+
+def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
+    """Bindings shared by every environment, shaped by its topology."""
+    out: dict[str, Service] = {}
+    tenants = tenant_names(spec)
+    s3 = dict(topo.s3)
+
+    def buckets(*keys: str) -> dict[str, Binding]:
+        return {f"{k.split('_', 1)[0].upper()}_BUCKET_{k.split('_', 1)[1].upper()}": s3[k] for k in keys}
+
+    # -- Loki
+    out["loki"] = Service(
+        "loki",
+        "loki",
+        {
+            "LOKI_LISTEN_ADDRESS": topo.listen,
+            "LOKI_HTTP_PORT": str(topo.port["loki"]["http"]),
+            "LOKI_GRPC_PORT": str(topo.port["loki"]["grpc"]),
+            "LOKI_MEMBERLIST_PORT": str(topo.port["loki"]["memberlist"]),
+            "LOKI_MEMBERLIST_JOIN": topo.addr("loki", "memberlist"),
+            "LOKI_INSTANCE_ADDR": topo.instance_addr,
+            "LOKI_DATA_DIR": topo.data_dir["loki"],
+            "S3_ENDPOINT": s3["endpoint"],
+            "S3_REGION": s3["region"],
+            "S3_INSECURE": s3["insecure"],
+            "S3_FORCE_PATH_STYLE": s3["force_path_style"],
+            "S3_ACCESS_KEY_ID": s3["access_key_id"],
+            "S3_SECRET_ACCESS_KEY": s3["secret_access_key"],
+            **buckets("loki_chunks", "loki_ruler"),
+        },
+    )
+
+    # -- Mimir replicas
+    join = {
+        f"MIMIR_MEMBERLIST_JOIN_{i}": topo.addr(r, "memberlist")
+        for i, r in enumerate(spec.mimir_replicas, start=1)
+    }
+    for replica in spec.mimir_replicas:
+        out[replica] = Service(
+            replica,
+            "mimir",
+            {
+                "MIMIR_LISTEN_ADDRESS": topo.listen,
+                "MIMIR_HTTP_PORT": str(topo.port[replica]["http"]),
+                "MIMIR_GRPC_PORT": str(topo.port[replica]["grpc"]),
+                "MIMIR_MEMBERLIST_PORT": str(topo.port[replica]["memberlist"]),
+                **join,
+                "MIMIR_INSTANCE_ADDR": topo.instance_addr,
+                "MIMIR_INSTANCE_ID": (topo.instance_id or {}).get(replica, ""),
+                "MIMIR_DATA_DIR": topo.data_dir[replica],
+                "MIMIR_CONFIG_DIR": topo.config_dir["mimir"],
+                "S3_ENDPOINT": s3["endpoint"],
+                "S3_REGION": s3["region"],
+                "S3_INSECURE": s3["insecure"],
+                "S3_BUCKET_LOOKUP_TYPE": s3["bucket_lookup_type"],
+                "S3_ACCESS_KEY_ID": s3["access_key_id"],
+                "S3_SECRET_ACCESS_KEY": s3["secret_access_key"],
+                **buckets("mimir_blocks", "mimir_ruler", "mimir_alertmanager"),
+            },
+        )
+
+    # -- Collector
+    listen = topo.listen
+    out["otelcol"] = Service(
+        "otelcol",
+        "otelcol",
+        {
+            "OTELCOL_OTLP_GRPC_ENDPOINT": f"{listen}:{topo.port['otelcol']['grpc']}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"{listen}:{topo.port['otelcol']['http']}",
+            "OTELCOL_HEALTH_ENDPOINT": f"{listen}:{topo.port['otelcol']['health']}",
+            "OTELCOL_TELEMETRY_HOST": listen,
+            "OTELCOL_TELEMETRY_PORT": str(topo.port["otelcol"]["telemetry"]),
+            "OTELCOL_GATEWAY_URL": topo.gateway_url,
+            "OTELCOL_GATEWAY_USER": f"{spec.collector_tenant}-write",
+            "OTELCOL_GATEWAY_PASSWORD": tenant_password(spec.collector_tenant, "write"),
+            "OTELCOL_GATEWAY_CA_PEM": GATEWAY_CA_CERT,
+        },
+    )
+
+    # -- Grafana (database settings are added per environment)
+    grafana: dict[str, Binding] = {
+        "GF_SERVER_HTTP_PORT": str(topo.port["grafana"]["http"]),
+        "GF_SERVER_ROOT_URL": f"{topo.public_url}{spec.grafana.sub_path}/",
+        "GF_SECURITY_ADMIN_PASSWORD": grafana_admin_password(spec),
+        "GF_PATHS_DATA": topo.data_dir["grafana"],
+        "OBSKIT_GATEWAY_URL": topo.gateway_url,
+        "OBSKIT_GATEWAY_CA_PEM": GATEWAY_CA_CERT,
+    }
+    for tenant in tenants:
+        grafana[f"OBSKIT_{envname(tenant)}_READ_USER"] = f"{tenant}-read"
+        grafana[f"OBSKIT_{envname(tenant)}_READ_PASSWORD"] = tenant_password(tenant, "read")
+    out["grafana"] = Service("grafana", "grafana", grafana)
+
+    # -- Gateway
+    files = topo.gateway_files or {}
+    gateway: dict[str, Binding] = {
+        "OBSKIT_GW_USER": topo.gateway_user,
+        "OBSKIT_GW_PID_FILE": files.get("pid", "/var/run/nginx.pid"),
+        "OBSKIT_GW_ERROR_LOG": files.get("error_log", "/dev/stderr"),
+        "OBSKIT_GW_ACCESS_LOG": files.get("access_log", "/dev/stdout"),
+        "OBSKIT_GW_TEMP_DIR": files.get("temp_dir", "/var/cache/nginx"),
+        "OBSKIT_GW_CONF_DIR": files.get("conf_dir", "/etc/nginx/obskit"),
+        "OBSKIT_GW_SECRETS_DIR": files.get("secrets_dir", "/run/obskit"),
+        "OBSKIT_GW_LISTEN_HTTPS": f"{topo.listen}:{topo.port['gateway']['https']}",
+        "OBSKIT_GW_LISTEN_HTTP": f"{topo.listen}:{topo.port['gateway']['http']}",
+        "OBSKIT_GW_PUBLIC_URL": topo.public_url,
+        "OBSKIT_GW_LOKI": topo.addr("loki", "http"),
+        "OBSKIT_GW_OTELCOL": topo.addr("otelcol", "http"),
+        "OBSKIT_GW_GRAFANA": topo.addr("grafana", "http"),
+        "OBSKIT_GW_TLS_CERT_PEM": GATEWAY_TLS_CERT,
+        "OBSKIT_GW_TLS_KEY_PEM": GATEWAY_TLS_KEY,
+        "OBSKIT_GW_HTPASSWD": GATEWAY_HTPASSWD,
+    }
+    for replica in spec.mimir_replicas:
+        gateway[f"OBSKIT_GW_{envname(replica)}"] = topo.addr(replica, "http")
+    out["gateway"] = Service("gateway", "gateway", gateway)
+    return out
+
+
+def _compose(spec: Spec, env: ComposeEnvironment) -> dict[str, Service]:
+    store = spec.object_store
+    access, secret = object_store_keys(spec)
+    hosts = {name: name for name in ["loki", "otelcol", "grafana", "gateway", "postgres", "object-store"]}
+    ports: dict[str, Mapping[str, int]] = {k: v for k, v in PORTS.items()}
+    for replica in spec.mimir_replicas:
+        hosts[replica] = replica
+        ports[replica] = PORTS["mimir"]
+    data = {"loki": "/loki", "grafana": "/var/lib/grafana"} | {r: "/data" for r in spec.mimir_replicas}
+    public = f"https://{env.hostname}:{env.ports.gateway_https}"
+    if store.provider == "minio":
+        s3: dict[str, Binding] = {
+            "endpoint": f"object-store:{PORTS['object-store']['s3']}",
+            "insecure": "true",
+            "force_path_style": "true",
+            "bucket_lookup_type": "path",
+        }
+    else:
+        s3 = {
+            "endpoint": store.endpoint or "",
+            "insecure": str(store.insecure).lower(),
+            "force_path_style": "true",
+            "bucket_lookup_type": "path",
+        }
+    s3 |= {"region": store.region, "access_key_id": access, "secret_access_key": secret}
+    s3 |= {k: v for k, v in store.buckets.model_dump().items()}
+    topo = Topology(
+        host=hosts,
+        port=ports,
+        listen="0.0.0.0",
+        data_dir=data,
+        config_dir={"mimir": "/etc/mimir"},
+        gateway_url=f"https://gateway:{PORTS['gateway']['https']}",
+        public_url=public,
+        s3=s3,
+        instance_id={r: r for r in spec.mimir_replicas},
+    )
+    out = _common(spec, topo)
+    out["grafana"].env.update(  # type: ignore[attr-defined]
+        {
+            "GF_DATABASE_HOST": f"postgres:{PORTS['postgres']['postgres']}",
+            "GF_DATABASE_NAME": spec.grafana.database,
+            "GF_DATABASE_USER": spec.grafana.database_user,
+            "GF_DATABASE_PASSWORD": POSTGRES_PASSWORD,
+            "GF_DATABASE_SSL_MODE": "disable",
+        }
+    )
+    out["postgres"] = Service(
+        "postgres",
+        "postgres",
+        {
+            "POSTGRES_DB": spec.grafana.database,
+            "POSTGRES_USER": spec.grafana.database_user,
+            "POSTGRES_PASSWORD": POSTGRES_PASSWORD,
+        },
+    )
+    if store.provider == "minio":
+        out["object-store"] = Service(
+            "object-store",
+            "object-store",
+            {"MINIO_ROOT_USER": access, "MINIO_ROOT_PASSWORD": secret},
+        )
+    return out
+
+
+def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
+    ns = env.service_namespace
+    names = ["loki", "otelcol", "grafana", "gateway", *spec.mimir_replicas]
+    hosts = {n: f"{n}.{ns}" for n in names}
+    ports: dict[str, Mapping[str, int]] = {k: PORTS[k] for k in ("loki", "otelcol", "grafana", "gateway")}
+    for replica in spec.mimir_replicas:
+        ports[replica] = PORTS["mimir"]
+    s3: dict[str, Binding] = {
+        "endpoint": f"s3.{env.region}.amazonaws.com",
+        "insecure": "false",
+        "force_path_style": "false",
+        "bucket_lookup_type": "virtual-hosted",
+        "region": env.region,
+        # Empty: Loki and Mimir fall back to the ECS task role's credentials.
+        "access_key_id": "",
+        "secret_access_key": "",
+    }
+    s3 |= {k: env.bucket_prefix + v for k, v in spec.object_store.buckets.model_dump().items()}
+    topo = Topology(
+        host=hosts,
+        port=ports,
+        listen="0.0.0.0",
+        data_dir={"loki": "/loki", "grafana": "/var/lib/grafana"} | {r: "/data" for r in spec.mimir_replicas},
+        config_dir={"mimir": "/etc/mimir"},
+        gateway_url=f"https://gateway.{ns}:{PORTS['gateway']['https']}",
+        public_url=f"https://{env.domain}",
+        s3=s3,
+        instance_id={r: r for r in spec.mimir_replicas},
+    )
+    out = _common(spec, topo)
+    out["grafana"].env.update(  # type: ignore[attr-defined]
+        {
+            "GF_DATABASE_HOST": Output("grafana_database_endpoint"),
+            "GF_DATABASE_NAME": spec.grafana.database,
+            "GF_DATABASE_USER": spec.grafana.database_user,
+            "GF_DATABASE_PASSWORD": POSTGRES_PASSWORD,
+            "GF_DATABASE_SSL_MODE": "require",
+        }
+    )
+    return out
+
+
+def loopback(
+    spec: Spec,
+    *,
+    ports: Mapping[str, Mapping[str, int]],
+    workdir: str,
+    config_dir: str,
+    s3_endpoint: str,
+    s3_access_key: str,
+    s3_secret_key: str,
+    gateway_user: str,
+) -> dict[str, Service]:
+    """Every component as a process on 127.0.0.1 with the given ports and a work directory.
+
+    ``ports`` maps each service (``loki``, ``mimir-1``, ``otelcol``, ``grafana``, ``gateway``)
+    to its port names as in :data:`PORTS`. S3 is any S3 API on loopback (a moto server in
+    obskit's tests). Secrets stay :class:`Secret` bindings, to be resolved by the caller.
+    """
+    names = ["loki", "otelcol", "grafana", "gateway", *spec.mimir_replicas]
+    s3: dict[str, Binding] = {
+        "endpoint": s3_endpoint,
+        "insecure": "true",
+        "force_path_style": "true",
+        "bucket_lookup_type": "path",
+        "region": spec.object_store.region,
+        "access_key_id": s3_access_key,
+        "secret_access_key": s3_secret_key,
+    }
+    s3 |= {k: v for k, v in spec.object_store.buckets.model_dump().items()}
+    gw = f"{workdir}/gateway"
+    topo = Topology(
+        host={n: "127.0.0.1" for n in names},
+        port=ports,
+        listen="127.0.0.1",
+        data_dir={n: f"{workdir}/{n}/data" for n in names},
+        config_dir={"mimir": f"{config_dir}/mimir"},
+        gateway_url=f"https://localhost:{ports['gateway']['https']}",
+        public_url=f"https://localhost:{ports['gateway']['https']}",
+        s3=s3,
+        instance_addr="127.0.0.1",
+        instance_id={r: r for r in spec.mimir_replicas},
+        gateway_user=gateway_user,
+        gateway_files={
+            "pid": f"{gw}/nginx.pid",
+            "error_log": f"{gw}/error.log",
+            "access_log": f"{gw}/access.log",
+            "temp_dir": f"{gw}/tmp",
+            "conf_dir": f"{gw}/conf",
+            "secrets_dir": f"{gw}/secrets",
+        },
+    )
+    return _common(spec, topo)
+
+
+def services(spec: Spec, env_name: str) -> dict[str, Service]:
+    """The binding table of a declared environment, by service name (sorted)."""
+    env = spec.environments[env_name]
+    table = _compose(spec, env) if isinstance(env, ComposeEnvironment) else _aws(spec, env)
+    return dict(sorted(table.items()))
+
+
+def binding_table(spec: Spec, env_name: str) -> dict:
+    """The JSON-ready binding table written beside the rendered configs."""
+    env = spec.environments[env_name]
+    return {
+        "environment": env_name,
+        "kind": env.kind,
+        "services": {name: svc.to_json() for name, svc in services(spec, env_name).items()},
+    }
+
+
+def resolve_env(service: Service, values: Mapping[str, str], outputs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A service's environment with every secret (and output) resolved.
+
+    ``values`` maps secret names to values (a secret store's content); env: references
+    are read from the process environment by :func:`obskit.secrets.resolve`.
+    """
+    from obskit.secrets import resolve
+
+    out: dict[str, str] = {}
+    for key, binding in service.env.items():
+        if isinstance(binding, Secret):
+            out[key] = resolve(binding, values)
+        elif isinstance(binding, Output):
+            if outputs is None or binding.name not in outputs:
+                raise KeyError(f"deploy-time output {binding.name} is not known yet")
+            out[key] = outputs[binding.name]
+        else:
+            out[key] = binding
+    return out

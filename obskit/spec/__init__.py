@@ -1,0 +1,1 @@
+"""The obskit spec: a typed model (:mod:`.model`) and its layered loader (:mod:`.load`)."""
