@@ -67,6 +67,7 @@ class SpecErrors(SpecError):
         lines = [str(e) for e in self.errors]
         ObskitError.__init__(self, "\n".join(lines))
         self.source, self.key, self.detail = first.source, first.key, first.detail
+        self.hint = first.hint
 
     def __str__(self) -> str:
         return self.message

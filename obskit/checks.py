@@ -1,0 +1,250 @@
+"""`obskit check`: every rendered file checked by its own tool, wherever it is installed.
+
+- YAML and JSON files parse;
+- every variable a config references is bound for every service that uses it, and no
+  binding is left unused (per environment);
+- the compose file passes ``docker compose config`` with every variable interpolated;
+- the gateway passes ``nginx -t`` with loopback bindings and throwaway certificates;
+- every PromQL expression the kit ships passes ``promtool``;
+- ``loki -verify-config``, ``mimir -print.config`` and ``otelcol-contrib validate`` run
+  on the rendered configs when those binaries are on PATH.
+
+A tool that is not installed gives a ``skip`` with the reason, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import yaml
+
+from obskit import bindings
+from obskit.errors import ObskitError, ToolNotFound
+from obskit.render import Files, render, write_environment
+from obskit.spec.load import ResolvedSpec
+from obskit.tools.run import run, which
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # pass | fail | skip
+    detail: str
+
+
+# --------------------------------------------------------------------------- variables
+
+_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[-?][^}]*)?\}")
+_OTEL = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+_GRAFANA = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_SHELL = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+# Variables a component reads straight from its environment, not through its files.
+CONSUMED_DIRECTLY = {
+    "grafana": re.compile(r"^GF_"),
+    "postgres": re.compile(r"^POSTGRES_"),
+    "object-store": re.compile(r"^MINIO_"),
+}
+# Shell variables of the gateway's entrypoint script that are its own, not bindings.
+SCRIPT_LOCALS = {"dir", "worker"}
+
+
+def referenced_vars(rel: str, text: str) -> set[str]:
+    """The environment variables a rendered config file expects its component to expand."""
+    component = rel.split("/")[1]
+    # Whole-line comments (YAML, nginx, shell and ini alike) document; they bind nothing.
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("#", ";")))
+    if component in ("loki", "mimir"):
+        return set(_BRACED.findall(text))
+    if component == "otelcol":
+        return set(_OTEL.findall(text))
+    if component == "grafana":
+        if not rel.endswith((".yaml", ".yml")):
+            return set()
+        text = text.replace("$$", "")
+        return {a or b for a, b in _GRAFANA.findall(text) if not (a or b).startswith("__")}
+    if component == "gateway":
+        if rel.endswith(".sh"):
+            return {a or b for a, b in _SHELL.findall(text)} - SCRIPT_LOCALS
+        return {a or b for a, b in _SHELL.findall(text) if (a or b).startswith("OBSKIT_")}
+    return set()
+
+
+def binding_problems(files: Mapping[str, bytes], services: Mapping[str, bindings.Service]) -> list[str]:
+    """Unbound references and unused bindings, per service."""
+    by_component: dict[str, set[str]] = {}
+    for rel, data in files.items():
+        if rel.startswith("configs/"):
+            comp = rel.split("/")[1]
+            by_component.setdefault(comp, set()).update(referenced_vars(rel, data.decode()))
+    problems = []
+    for name, svc in sorted(services.items()):
+        used = by_component.get(svc.component, set())
+        bound = set(svc.env)
+        direct = CONSUMED_DIRECTLY.get(svc.component)
+        for var in sorted(used - bound):
+            problems.append(f"{name}: {var} is referenced by configs/{svc.component} but not bound")
+        for var in sorted(bound - used):
+            if direct is None or not direct.search(var):
+                problems.append(f"{name}: {var} is bound but no config of {svc.component} uses it")
+    return problems
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_problems(files: Mapping[str, bytes]) -> list[str]:
+    problems = []
+    for rel, data in sorted(files.items()):
+        try:
+            if rel.endswith((".yaml", ".yml")):
+                yaml.safe_load(data)
+            elif rel.endswith(".json"):
+                json.loads(data)
+        except (yaml.YAMLError, ValueError) as exc:
+            problems.append(f"{rel}: {exc}")
+    return problems
+
+
+# --------------------------------------------------------------------------- PromQL
+
+GRAFANA_INTERVALS = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+GRAFANA_VARS = re.compile(r"\$\$?\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def shipped_promql(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    """(where, expression) for every PromQL expression in dashboards and datasources."""
+    found: list[tuple[str, str]] = []
+    for rel, data in sorted(files.items()):
+        if rel.startswith("configs/grafana/dashboards/") and rel.endswith(".json"):
+            dash = json.loads(data)
+            for panel in _panels(dash.get("panels", [])):
+                for i, target in enumerate(panel.get("targets", [])):
+                    ds = target.get("datasource") or panel.get("datasource") or {}
+                    if isinstance(ds, dict) and ds.get("type") == "prometheus" and target.get("expr"):
+                        found.append((f"{rel} panel '{panel.get('title', '?')}' target {i}", target["expr"]))
+        elif rel.startswith("configs/grafana/provisioning/datasources/"):
+            doc = yaml.safe_load(data) or {}
+            for ds in doc.get("datasources", []):
+                for field in (ds.get("jsonData") or {}).get("derivedFields", []):
+                    if str(field.get("datasourceUid", "")).endswith("-metrics"):
+                        found.append((f"{rel} datasource {ds['uid']} derived field '{field['name']}'", field["url"]))
+    return found
+
+
+def _panels(panels: list) -> Iterable[dict]:
+    for p in panels:
+        yield p
+        yield from _panels(p.get("panels", []))
+
+
+def promql_for_promtool(expr: str) -> str:
+    """Grafana variables replaced by sample values, so promtool can parse the query."""
+    expr = expr.replace("$$", "$")
+    expr = GRAFANA_INTERVALS.sub("5m", expr)
+    return GRAFANA_VARS.sub("sample", expr)
+
+
+def check_promql(exprs: list[tuple[str, str]], workdir: Path) -> CheckResult:
+    if not exprs:
+        return CheckResult("promtool", "pass", "no PromQL shipped")
+    if which("promtool") is None:
+        return CheckResult("promtool", "skip", "promtool is not installed (apt-get install prometheus)")
+    failures = []
+    for i, (where, expr) in enumerate(exprs):
+        rules = {"groups": [{"name": "obskit_check", "rules": [{"record": f"obskit:check_{i}", "expr": promql_for_promtool(expr)}]}]}
+        path = workdir / f"promql-{i}.yaml"
+        path.write_text(yaml.safe_dump(rules))
+        result = run(["promtool", "check", "rules", str(path)], check=False)
+        if result.returncode != 0:
+            failures.append(f"{where}: {(result.stdout + result.stderr).strip().splitlines()[-1]}")
+    if failures:
+        return CheckResult("promtool", "fail", "; ".join(failures))
+    return CheckResult("promtool", "pass", f"{len(exprs)} PromQL expression(s) parse")
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def check_compose(rendered: Path, spec, env_name: str, secrets: Mapping[str, str]) -> CheckResult:
+    from obskit.secrets import compose_environment
+    from obskit.tools import compose
+
+    compose_file = rendered / "compose" / "docker-compose.yaml"
+    try:
+        model = compose.validate(compose_file, compose_environment(spec, env_name, secrets))
+    except ToolNotFound as exc:
+        return CheckResult("docker compose config", "skip", str(exc))
+    except ObskitError as exc:
+        return CheckResult("docker compose config", "fail", str(exc))
+    return CheckResult("docker compose config", "pass", f"{len(model.get('services', {}))} services valid")
+
+
+def check_nginx(loop) -> CheckResult:
+    from obskit.tools import nginx
+
+    if which("nginx") is None:
+        return CheckResult("nginx -t", "skip", "nginx is not installed (apt-get install nginx)")
+    try:
+        prepared = nginx.prepare(loop.rendered / "configs" / "gateway", loop.env["gateway"])
+        nginx.test_config(prepared.conf)
+    except ObskitError as exc:
+        return CheckResult("nginx -t", "fail", str(exc))
+    return CheckResult("nginx -t", "pass", "gateway config is valid (loopback bindings)")
+
+
+BINARY_CHECKS = {
+    "loki": lambda loop: ["loki", f"-config.file={loop.config('loki', 'loki.yaml')}", "-config.expand-env=true", "-verify-config"],
+    "mimir": lambda loop: ["mimir", f"-config.file={loop.config('mimir', 'mimir.yaml')}", "-config.expand-env=true", "-print.config"],
+    "otelcol-contrib": lambda loop: ["otelcol-contrib", "validate", f"--config={loop.config('otelcol', 'config.yaml')}"],
+}
+BINARY_SERVICE = {"loki": "loki", "mimir": "mimir-1", "otelcol-contrib": "otelcol"}
+
+
+def check_binary(tool: str, loop) -> CheckResult:
+    name = f"{tool} config check"
+    if which(tool) is None:
+        return CheckResult(name, "skip", f"{tool} is not on PATH")
+    result = run(BINARY_CHECKS[tool](loop), env=loop.env[BINARY_SERVICE[tool]], check=False, timeout=120)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+        return CheckResult(name, "fail", f"exit {result.returncode}: {tail}")
+    return CheckResult(name, "pass", "accepted by the binary")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def check_files(resolved: ResolvedSpec, env_name: str, files: Files, workdir: Path) -> list[CheckResult]:
+    from obskit import loopback
+    from obskit.spec.model import ComposeEnvironment
+
+    spec = resolved.spec
+    results: list[CheckResult] = []
+    problems = parse_problems(files)
+    results.append(CheckResult("parse", "fail" if problems else "pass", "; ".join(problems) or f"{len(files)} files parse"))
+    problems = binding_problems(files, bindings.services(spec, env_name))
+    results.append(
+        CheckResult("bindings", "fail" if problems else "pass", "; ".join(problems) or "every reference bound, no binding unused")
+    )
+    rendered = workdir / "env"
+    write_environment(files, rendered)
+    loop = loopback.plan(spec, rendered, workdir / "loopback", env_name=env_name)
+    if isinstance(spec.environments[env_name], ComposeEnvironment):
+        results.append(check_compose(rendered, spec, env_name, loop.secrets))
+    results.append(check_nginx(loop))
+    results.append(check_promql(shipped_promql(files), workdir))
+    for tool in BINARY_CHECKS:
+        results.append(check_binary(tool, loop))
+    return results
+
+
+def check_environment(resolved: ResolvedSpec, env_name: str) -> list[CheckResult]:
+    files = render(resolved, env_name)
+    with tempfile.TemporaryDirectory(prefix="obskit-check-") as tmp:
+        return check_files(resolved, env_name, files, Path(tmp))

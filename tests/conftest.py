@@ -1,0 +1,87 @@
+"""Shared fixtures. Nothing here fakes a tool: where a real tool is missing, the tests
+that need it skip with the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+AWS_ENV = textwrap.dedent(
+    """\
+    environments:
+      local:
+        kind: compose
+      prod:
+        kind: aws
+        region: eu-west-1
+        domain: obs.example.com
+        hosted_zone_id: Z0123456789ABCDEFGHIJ
+        bucket_prefix: acme-obs-prod-
+    """
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No OBSKIT_* variables leak from the developer's shell into a test."""
+    for key in list(os.environ):
+        if key.startswith("OBSKIT"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    def write(text: str, name: str = "obskit.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def aws_spec(write_spec):
+    return write_spec(AWS_ENV)
+
+
+def obskit_cmd() -> list[str]:
+    exe = shutil.which("obskit")
+    return [exe] if exe else [sys.executable, "-m", "obskit.cli"]
+
+
+@pytest.fixture
+def run_obskit(tmp_path):
+    """Run the real `obskit` command in a subprocess (by default in an empty folder)."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = False):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")}
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [*obskit_cmd(), *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"obskit {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def require_tool(tool: str, why: str = "") -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not on PATH{': ' + why if why else ''}")
+    return path
