@@ -85,3 +85,36 @@ def require_tool(tool: str, why: str = "") -> str:
     if path is None:
         pytest.skip(f"{tool} is not on PATH{': ' + why if why else ''}")
     return path
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """A real S3 API (moto's server) on 127.0.0.1, with the spec's default buckets."""
+    pytest.importorskip("moto", reason="moto[server] is not installed")
+    exe = shutil.which("moto_server")
+    if exe is None:
+        pytest.skip("moto_server is not on PATH (pip install 'moto[server]')")
+    import boto3
+    import requests
+
+    from obskit.loopback import free_port
+    from obskit.spec.model import Buckets
+
+    from support import Proc, wait_until
+
+    port = free_port()
+    proc = Proc("moto", [exe, "-H", "127.0.0.1", "-p", str(port)], {}, tmp_path_factory.mktemp("moto")).start()
+    try:
+        wait_until("moto", lambda: requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=2).ok, 30, [proc])
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="obskit",
+            aws_secret_access_key="obskit-secret",
+            region_name="us-east-1",
+        )
+        for bucket in Buckets().model_dump().values():
+            s3.create_bucket(Bucket=bucket)
+        yield {"endpoint": f"127.0.0.1:{port}", "client": s3, "access_key": "obskit", "secret_key": "obskit-secret"}
+    finally:
+        proc.stop()

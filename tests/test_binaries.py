@@ -1,0 +1,255 @@
+"""Binary contract tests: the rendered configs, run by the real component binaries.
+
+Each test validates the config with the binary's own check, starts the server on
+127.0.0.1 with the loopback bindings (S3 on a moto server), waits for /ready, pushes
+data and reads it back. With nginx installed, the push and the query also go through
+the real gateway with TLS and per-tenant basic auth. Each test skips, with the reason,
+when its binary is not on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from obskit import loopback
+from obskit.render import render, write_environment
+from obskit.spec.load import load_spec
+from obskit.tools import nginx
+from obskit.tools.run import run, which
+
+from conftest import require_tool
+from support import Proc, http_ok, wait_until
+
+pytestmark = pytest.mark.binary
+
+
+@pytest.fixture
+def stack(tmp_path, moto_s3):
+    """The default spec rendered, and a loopback plan pointing at moto."""
+    resolved = load_spec(None, environ={}, use_default_file=False)
+    rendered = tmp_path / "env"
+    write_environment(render(resolved, "local"), rendered)
+    plan = loopback.plan(
+        resolved.spec,
+        rendered,
+        tmp_path / "work",
+        s3_endpoint=moto_s3["endpoint"],
+        s3_access_key=moto_s3["access_key"],
+        s3_secret_key=moto_s3["secret_key"],
+    )
+    procs: list[Proc] = []
+    yield plan, procs, tmp_path
+    for p in reversed(procs):
+        p.stop()
+
+
+def start_gateway(plan, procs, tmp_path) -> tuple[str, str] | None:
+    """The real nginx gateway in front of the loopback servers, or None without nginx."""
+    if which("nginx") is None:
+        return None
+    prepared = nginx.prepare(plan.rendered / "configs" / "gateway", plan.env["gateway"])
+    nginx.test_config(prepared.conf)
+    gw = Proc("nginx", ["nginx", "-c", str(prepared.conf), "-e", "stderr", "-g", "daemon off;"], {}, tmp_path)
+    procs.append(gw.start())
+    ca = tmp_path / "ca.pem"
+    ca.write_text(plan.secrets["gateway-ca-cert"])
+    base = f"https://localhost:{plan.ports['gateway']['https']}"
+    wait_until("gateway", lambda: http_ok(f"{base}/nginx-health", verify=str(ca)), 15, [gw])
+    return base, str(ca)
+
+
+def pinned_session() -> requests.Session:
+    """A session that verifies against the CA it is given, whatever REQUESTS_CA_BUNDLE says
+    (requests lets that variable override a session's verify setting)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def creds(plan, tenant: str, role: str) -> tuple[str, str]:
+    return f"{tenant}-{role}", plan.secrets[f"tenant-{tenant}-{role}-password"]
+
+
+# --------------------------------------------------------------------------- Loki
+
+
+def test_loki_contract(stack):
+    require_tool("loki", "build or install Loki 3.7 to run this contract test")
+    plan, procs, tmp_path = stack
+    config = plan.config("loki", "loki.yaml")
+    env = plan.env["loki"]
+    run(["loki", f"-config.file={config}", "-config.expand-env=true", "-verify-config"], env=env)
+
+    loki = Proc("loki", ["loki", f"-config.file={config}", "-config.expand-env=true", "-target=all"], env, tmp_path)
+    procs.append(loki.start())
+    base = plan.url("loki")
+    wait_until("loki /ready", lambda: http_ok(f"{base}/ready"), 90, [loki])
+
+    # Multi-tenancy is on: no org id, no answer.
+    assert requests.get(f"{base}/loki/api/v1/labels", timeout=5).status_code == 401
+
+    marker = f"obskit-contract-{uuid.uuid4()}"
+    now_ns = str(time.time_ns())
+    push = {"streams": [{"stream": {"job": "contract", "service_name": "contract"}, "values": [[now_ns, marker]]}]}
+    r = requests.post(f"{base}/loki/api/v1/push", json=push, headers={"X-Scope-OrgID": "apps"}, timeout=10)
+    assert r.status_code == 204, r.text
+
+    def found(tenant: str, base_url: str = base, **kw) -> bool:
+        r = requests.get(
+            f"{base_url}/loki/api/v1/query_range",
+            params={"query": '{service_name="contract"} |= "%s"' % marker, "start": int(time.time() - 300) * 10**9},
+            timeout=10,
+            **kw,
+        )
+        r.raise_for_status()
+        return any(marker in v[1] for s in r.json()["data"]["result"] for v in s["values"])
+
+    wait_until("the log line in Loki", lambda: found("apps", headers={"X-Scope-OrgID": "apps"}), 30, [loki])
+    assert not found("sandbox", headers={"X-Scope-OrgID": "sandbox"})  # isolation
+
+    gateway = start_gateway(plan, procs, tmp_path)
+    if gateway is None:
+        return
+    gw, ca = gateway
+    # Native OTLP through the gateway: TLS verified against the generated CA, apps' writer.
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    import base64
+    import logging
+
+    user, password = creds(plan, "apps", "write")
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    exporter = OTLPLogExporter(
+        endpoint=f"{gw}/otlp/v1/logs", headers={"Authorization": auth}, certificate_file=ca, session=pinned_session()
+    )
+    provider = LoggerProvider(resource=Resource.create({"service.name": "contract-otlp", "service.instance.id": "t1"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = logging.getLogger("obskit.contract")
+    logger.propagate = False
+    logger.addHandler(LoggingHandler(logger_provider=provider))
+    otlp_marker = f"otlp-{uuid.uuid4()}"
+    logger.warning(otlp_marker)
+    provider.shutdown()
+
+    reader = pinned_session()
+    reader.auth = creds(plan, "apps", "read")
+    reader.verify = ca
+
+    def found_otlp() -> bool:
+        r = reader.get(
+            f"{gw}/loki/api/v1/query_range",
+            params={"query": '{service_name="contract-otlp"} |= "%s"' % otlp_marker, "start": int(time.time() - 300) * 10**9},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return bool(r.json()["data"]["result"])
+
+    wait_until("the OTLP log line through the gateway", found_otlp, 30, procs)
+    # The sandbox tenant's reader sees nothing of it, even when it asks for apps' org id.
+    other = requests.get(
+        f"{gw}/loki/api/v1/query_range",
+        params={"query": '{service_name="contract-otlp"}', "start": int(time.time() - 300) * 10**9},
+        auth=creds(plan, "sandbox", "read"),
+        headers={"X-Scope-OrgID": "apps"},
+        verify=ca,
+        timeout=10,
+    )
+    assert other.status_code == 200 and other.json()["data"]["result"] == []
+    # service.instance.id is not an index label (a new stream per process run otherwise).
+    labels = reader.get(f"{gw}/loki/api/v1/labels", timeout=10).json()["data"]
+    assert "service_name" in labels and "service_instance_id" not in labels
+
+
+# --------------------------------------------------------------------------- Mimir
+
+
+def test_mimir_contract(stack):
+    require_tool("mimir", "build or install Mimir 3.x to run this contract test")
+    plan, procs, tmp_path = stack
+    config = plan.config("mimir", "mimir.yaml")
+    replicas = plan.spec.mimir_replicas
+    run(["mimir", f"-config.file={config}", "-config.expand-env=true", "-print.config"], env=plan.env[replicas[0]])
+
+    for replica in replicas:
+        p = Proc(replica, ["mimir", f"-config.file={config}", "-config.expand-env=true", "-target=all"],
+                 plan.env[replica], tmp_path)
+        procs.append(p.start())
+    for replica in replicas:
+        wait_until(f"{replica} /ready", lambda r=replica: http_ok(f"{plan.url(r)}/ready"), 90, procs)
+
+    first, last = plan.url(replicas[0]), plan.url(replicas[-1])
+    assert requests.get(f"{first}/prometheus/api/v1/labels", timeout=5).status_code == 401  # no org id
+
+    # OTLP metrics, as an SDK sends them, straight into the first replica.
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    def push(endpoint: str, headers: dict, **kw) -> None:
+        exporter = OTLPMetricExporter(endpoint=endpoint, headers=headers, session=pinned_session(), **kw)
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+        provider = MeterProvider(
+            resource=Resource.create({"service.name": "contract", "service.namespace": "obskit"}),
+            metric_readers=[reader],
+        )
+        provider.get_meter("contract").create_counter("contract.requests").add(7, {"route": "/x"})
+        reader.force_flush()
+        provider.shutdown()
+
+    push(f"{first}/otlp/v1/metrics", {"X-Scope-OrgID": "apps"})
+
+    def value(base: str, tenant: str, **kw) -> list:
+        r = requests.get(f"{base}/prometheus/api/v1/query", params={"query": "contract_requests"}, timeout=10, **kw)
+        r.raise_for_status()
+        return r.json()["data"]["result"]
+
+    # Mimir 3 keeps OTLP names without suffixes: contract.requests -> contract_requests.
+    wait_until("the sample in Mimir (read from another replica)",
+               lambda: bool(value(last, "apps", headers={"X-Scope-OrgID": "apps"})), 30, procs)
+    series = value(last, "apps", headers={"X-Scope-OrgID": "apps"})[0]
+    assert series["metric"]["job"] == "obskit/contract" and series["value"][1] == "7"
+    assert value(last, "sandbox", headers={"X-Scope-OrgID": "sandbox"}) == []
+
+    gateway = start_gateway(plan, procs, tmp_path)
+    if gateway is None:
+        return
+    gw, ca = gateway
+    import base64
+
+    user, password = creds(plan, "sandbox", "write")
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    push(f"{gw}/otlp/v1/metrics", {"Authorization": auth}, certificate_file=ca)
+    wait_until(
+        "the sample through the gateway",
+        lambda: bool(value(gw, "sandbox", auth=creds(plan, "sandbox", "read"), verify=ca)),
+        30,
+        procs,
+    )
+    # apps' reader still sees only its own series.
+    assert len(value(gw, "apps", auth=creds(plan, "apps", "read"), verify=ca)) == 1
+
+
+# --------------------------------------------------------------------------- collector
+
+
+def test_otelcol_contract(stack):
+    require_tool("otelcol-contrib", "install otelcol-contrib to run this contract test")
+    plan, procs, tmp_path = stack
+    config = plan.config("otelcol", "config.yaml")
+    env = plan.env["otelcol"]
+    run(["otelcol-contrib", "validate", f"--config={config}"], env=env)
+    col = Proc("otelcol", ["otelcol-contrib", f"--config={config}"], env, tmp_path)
+    procs.append(col.start())
+    wait_until("collector health", lambda: http_ok(f"http://127.0.0.1:{plan.ports['otelcol']['health']}/"), 60, [col])
+    # Its own metrics are served where the binding says.
+    r = requests.get(f"http://127.0.0.1:{plan.ports['otelcol']['telemetry']}/metrics", timeout=5)
+    assert r.status_code == 200 and "otelcol_" in r.text
