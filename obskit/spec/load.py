@@ -204,6 +204,8 @@ def _assign(data: dict[str, Any], key: KeyPath, value: Any, source: str) -> None
     for i, part in enumerate(key[:-1]):
         nxt = key[i + 1]
         if isinstance(cur, list):
+            if isinstance(part, int) and part == len(cur):  # one past the end appends
+                cur.append([] if isinstance(nxt, int) else {})
             if not isinstance(part, int) or part >= len(cur):
                 raise SpecError(
                     f"index {part} is out of range (the list has {len(cur)} items)",
