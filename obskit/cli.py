@@ -79,10 +79,12 @@ def cli(ctx: click.Context, spec: str | None, debug: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
     """Write a commented starter obskit.yaml."""
-    from obskit.starter import write_starter
+    from obskit.starter import ignore_state, write_starter
 
     written = write_starter(Path(path), force=force)
     click.echo(f"Wrote {written}. Next: `obskit render` (or `obskit config show` to see every value).")
+    if ignore_state(written.resolve().parent):
+        click.echo("Added .obskit/ to .gitignore: it holds generated secrets and rendered output.")
 
 
 # --------------------------------------------------------------------------- render

@@ -31,3 +31,21 @@ def write_starter(path: Path, *, force: bool = False) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def ignore_state(folder: Path) -> bool:
+    """In a git work tree, make sure .obskit/ (rendered output, secrets) is ignored.
+
+    Returns True when it appended the entry to .gitignore.
+    """
+    if not (folder / ".git").exists():
+        return False
+    gitignore = folder / ".gitignore"
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if any(line.strip() in (".obskit", ".obskit/", "/.obskit", "/.obskit/") for line in lines):
+        return False
+    with gitignore.open("a") as fh:
+        if lines and lines[-1] != "":
+            fh.write("\n")
+        fh.write("# obskit: rendered environments and generated secrets\n.obskit/\n")
+    return True

@@ -74,6 +74,16 @@ def test_init_writes_a_commented_valid_starter(run_obskit, tmp_path):
     assert load_spec(path, environ={}).spec.environments["prod"].kind == "aws"
 
 
+def test_init_keeps_state_out_of_git(run_obskit, tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("build/")
+    proc = run_obskit("init", check=True)
+    assert "Added .obskit/ to .gitignore" in proc.stdout
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == ".obskit/"
+    (tmp_path / "obskit.yaml").unlink()
+    assert "gitignore" not in run_obskit("init", check=True).stdout  # only once
+
+
 def test_init_refuses_to_overwrite(run_obskit, tmp_path):
     (tmp_path / "obskit.yaml").write_text("project: mine\n")
     proc = run_obskit("init")

@@ -52,19 +52,11 @@ def test_layers_file_then_env_then_set(write_spec):
     assert resolved.origin(("grafana", "admin_user")) == "default"
 
 
-def test_file_mapping_merges_with_default_environments(write_spec):
-    path = write_spec(
-        """\
-        environments:
-          prod:
-            kind: aws
-            region: eu-west-1
-            domain: obs.example.com
-            hosted_zone_id: Z0123456789ABCDEFGHIJ
-            bucket_prefix: acme-obs-prod-
-        """
-    )
-    spec = load(path).spec
+def test_file_mapping_merges_with_default_environments(aws_spec):
+    # aws_spec declares local and prod; a file declaring only prod keeps the default local.
+    text = aws_spec.read_text()
+    aws_spec.write_text(text.replace("  local:\n    kind: compose\n", ""))
+    spec = load(aws_spec).spec
     assert sorted(spec.environments) == ["local", "prod"]  # mappings merge key by key
 
 
