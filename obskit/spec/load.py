@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -319,7 +320,7 @@ def _model_at(loc: Sequence[Any]) -> tuple[type[BaseModel] | None, KeyPath]:
         elif origin is dict:
             shown.append(part)
             tp = args[1] if len(args) > 1 else Any
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif origin in (typing.Union, types.UnionType):
             members = [_unwrap(a) for a in args if a is not type(None)]
             models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
             tagged = [m for m in models if "kind" in m.model_fields]
@@ -341,7 +342,7 @@ def _model_at(loc: Sequence[Any]) -> tuple[type[BaseModel] | None, KeyPath]:
             tp = Any
         i += 1
     tp = _unwrap(tp)
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         members = [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
         tp = members[0] if len(members) == 1 else None
     model = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
