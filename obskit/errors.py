@@ -84,9 +84,13 @@ class EnvironmentNotFound(SpecError):
 
 
 class DockerUnavailable(ObskitError):
-    """No Docker engine answers."""
+    """No Docker engine answers. ``command`` is the docker command that found out."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None, command: Sequence[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.command = list(command)
 
 
 @dataclass

@@ -94,3 +94,24 @@ def plan(
     for name in table:
         Path(workdir, name, "data").mkdir(parents=True, exist_ok=True)
     return Loopback(spec, rendered, workdir, ports, env, values)
+
+
+def endpoints(loop: Loopback, ca_file: str):
+    """Verify endpoints of a loopback stack (the gateway on its loopback port)."""
+    from obskit.bindings import tenant_names
+    from obskit.secrets import gateway_users
+    from obskit.verify import Endpoints, provisioned_uids
+
+    ds, dash = provisioned_uids(loop.rendered / "configs")
+    base = f"https://localhost:{loop.ports['gateway']['https']}"
+    return Endpoints(
+        gateway=base,
+        grafana=f"{base}{loop.spec.grafana.sub_path}",
+        ca_file=ca_file,
+        passwords={user: loop.secrets[s.name] for user, s in gateway_users(loop.spec).items()},
+        grafana_admin=(loop.spec.grafana.admin_user, loop.secrets.get("grafana-admin-password", "")),
+        tenants=tenant_names(loop.spec),
+        datasource_uids=ds,
+        dashboard_uids=dash,
+        metric_suffixes=loop.spec.mimir.otel_metric_suffixes,
+    )

@@ -260,6 +260,36 @@ class ObjectStore(Model):
         return self
 
 
+class VerifyCase(Model):
+    """One acceptance check. Built-in kinds push then query; ``logql`` and ``promql``
+    run a query as a tenant's reader and expect results (or none)."""
+
+    name: str = Field(min_length=1, max_length=80)
+    kind: Literal[
+        "logs", "metrics", "isolation_logs", "isolation_metrics",
+        "grafana_health", "grafana_datasources", "grafana_dashboards",
+        "logql", "promql",
+    ]
+    tenant: Name | None = Field(None, description="Default: the first tenant.")
+    other_tenant: Name | None = Field(None, description="For isolation checks; default: the second tenant.")
+    query: str | None = None
+    expect: Literal["results", "empty"] = "results"
+    deadline_seconds: int | None = Field(None, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _query(self) -> "VerifyCase":
+        if self.kind in ("logql", "promql") and not self.query:
+            raise PydanticCustomError("query", "a {kind} check needs a query", {"kind": self.kind, "at": "query"})
+        return self
+
+
+class Verify(Model):
+    """`obskit verify`: the built-in checks plus yours."""
+
+    deadline_seconds: int = Field(60, ge=1, le=3600, description="How long a pushed marker may take to become queryable.")
+    cases: list[VerifyCase] = Field(default_factory=list, description="Extra checks, run after the built-in ones.")
+
+
 # --------------------------------------------------------------------------- environments
 
 
@@ -393,6 +423,7 @@ class Spec(Model):
     grafana: Grafana = Grafana()
     gateway: Gateway = Gateway()
     object_store: ObjectStore = ObjectStore()
+    verify: Verify = Verify()
     environments: dict[Name, Environment] = Field(min_length=1)
 
     @field_validator("tenants")

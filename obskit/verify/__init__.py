@@ -1,0 +1,397 @@
+"""Declarative acceptance checks: push through the gateway, query back, per tenant.
+
+The checks are data (``cases.yaml`` here, plus ``verify.cases`` in the spec); one runner
+serves ``obskit verify``, ``obskit up``, the pytest plugin and the end-to-end tests. It
+needs only :class:`Endpoints`: where the gateway is, how to trust it, and credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Callable, Iterable, Sequence
+
+import yaml
+
+from obskit.spec.model import Spec, VerifyCase
+
+VERIFY_SERVICE = "obskit-verify"
+
+
+@dataclass
+class Endpoints:
+    """How to reach and authenticate to a running stack."""
+
+    gateway: str  # e.g. https://localhost:8443
+    grafana: str  # e.g. https://localhost:8443/grafana
+    ca_file: str | None  # CA bundle that signs the gateway's certificate; None: system trust
+    passwords: dict[str, str]  # gateway user -> password (<tenant>-write, <tenant>-read, ...)
+    grafana_admin: tuple[str, str]
+    tenants: list[str]
+    datasource_uids: list[str]
+    dashboard_uids: list[str]
+    metric_suffixes: bool = False
+
+    def auth(self, tenant: str, role: str) -> tuple[str, str]:
+        user = f"{tenant}-{role}"
+        return user, self.passwords[user]
+
+    def auth_header(self, tenant: str, role: str) -> str:
+        user, password = self.auth(tenant, role)
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def session(self, tenant: str | None = None, role: str = "read"):
+        """A requests session that trusts exactly ``ca_file`` (REQUESTS_CA_BUNDLE cannot
+        override it) and authenticates as a tenant's reader or writer."""
+        import requests
+
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = self.ca_file if self.ca_file else True
+        if tenant:
+            s.auth = self.auth(tenant, role)
+        return s
+
+
+@dataclass
+class Outcome:
+    name: str
+    kind: str
+    ok: bool
+    seconds: float
+    detail: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _State:
+    """What earlier checks left for later ones (the markers they pushed)."""
+
+    log_marker: str | None = None
+    log_tenant: str | None = None
+    metric_marker: str | None = None
+    metric_tenant: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class CheckFailed(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def builtin_cases() -> list[VerifyCase]:
+    text = resources.files("obskit.verify").joinpath("cases.yaml").read_text()
+    return [VerifyCase.model_validate(c) for c in yaml.safe_load(text)["cases"]]
+
+
+def cases_for(spec: Spec, kinds: Iterable[str] | None = None) -> list[VerifyCase]:
+    """Built-in cases then the spec's, optionally only some kinds."""
+    cases = builtin_cases() + list(spec.verify.cases)
+    if kinds is not None:
+        wanted = set(kinds)
+        cases = [c for c in cases if c.kind in wanted]
+    return cases
+
+
+# --------------------------------------------------------------------------- pushes
+
+
+def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
+    """One OTLP log record through the gateway with the OpenTelemetry SDK."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    results: list = []
+
+    class Recording(OTLPLogExporter):
+        def export(self, batch):
+            result = super().export(batch)
+            results.append(result)
+            return result
+
+    exporter = Recording(
+        endpoint=f"{ep.gateway}/otlp/v1/logs",
+        headers={"Authorization": ep.auth_header(tenant, "write")},
+        certificate_file=ep.ca_file or None,
+        session=ep.session(),
+        timeout=10,
+    )
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE})
+    )
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("obskit.verify")
+    from opentelemetry._logs import LogRecord, SeverityNumber
+
+    logger.emit(LogRecord(body=f"obskit verify marker {marker}", severity_number=SeverityNumber.INFO,
+                          severity_text="INFO", attributes={"obskit.marker": marker}))
+    provider.shutdown()
+    if [getattr(r, "name", r) for r in results] != ["SUCCESS"]:
+        raise CheckFailed(f"the gateway did not accept the OTLP logs as {tenant}-write ({results})")
+
+
+def metric_name(ep: Endpoints) -> str:
+    # Mimir 3 adds no suffixes to OTLP names by default; with suffixes a counter ends _total.
+    return "obskit_verify_marker_total" if ep.metric_suffixes else "obskit_verify_marker"
+
+
+def push_metric(ep: Endpoints, tenant: str, marker: str) -> None:
+    """One OTLP counter sample through the gateway with the OpenTelemetry SDK."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    results: list = []
+
+    class Recording(OTLPMetricExporter):
+        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):
+            result = super().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            results.append(result)
+            return result
+
+    exporter = Recording(
+        endpoint=f"{ep.gateway}/otlp/v1/metrics",
+        headers={"Authorization": ep.auth_header(tenant, "write")},
+        certificate_file=ep.ca_file or None,
+        session=ep.session(),
+        timeout=10,
+    )
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE}),
+        metric_readers=[reader],
+    )
+    provider.get_meter("obskit.verify").create_counter("obskit.verify.marker").add(1, {"marker": marker})
+    reader.force_flush()
+    provider.shutdown()
+    if not results or any(getattr(r, "name", r) != "SUCCESS" for r in results):
+        raise CheckFailed(f"the gateway did not accept the OTLP metrics as {tenant}-write ({results})")
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def query_logs(ep: Endpoints, tenant: str, logql: str, *, since_seconds: int = 3600, headers=None) -> list:
+    """Streams a LogQL query returns, read through the gateway as ``tenant``'s reader."""
+    now = time.time_ns()
+    r = ep.session(tenant).get(
+        f"{ep.gateway}/loki/api/v1/query_range",
+        params={"query": logql, "start": now - since_seconds * 10**9, "end": now, "limit": 100},
+        headers=headers or {},
+        timeout=15,
+    )
+    if r.status_code != 200:
+        raise CheckFailed(f"LogQL query as {tenant}-read answered {r.status_code}: {_first_line(r.text)}")
+    return r.json()["data"]["result"]
+
+
+def query_metrics(ep: Endpoints, tenant: str, promql: str, *, headers=None) -> list:
+    """Series a PromQL instant query returns, read through the gateway as ``tenant``'s reader."""
+    r = ep.session(tenant).get(
+        f"{ep.gateway}/prometheus/api/v1/query", params={"query": promql}, headers=headers or {}, timeout=15
+    )
+    if r.status_code != 200:
+        raise CheckFailed(f"PromQL query as {tenant}-read answered {r.status_code}: {_first_line(r.text)}")
+    return r.json()["data"]["result"]
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0][:160] if lines else ""
+
+
+def _until(deadline: float, probe: Callable[[], bool], what: str) -> None:
+    last = ""
+    while True:
+        try:
+            if probe():
+                return
+        except CheckFailed as exc:
+            last = str(exc)
+        except OSError as exc:  # requests' connection errors derive from OSError
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise CheckFailed(f"{what} not seen before the deadline" + (f" (last: {last})" if last else ""))
+        time.sleep(1)
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class Runner:
+    def __init__(self, ep: Endpoints, deadline_seconds: int = 60) -> None:
+        self.ep = ep
+        self.deadline_seconds = deadline_seconds
+        self.state = _State()
+
+    def _tenants(self, case: VerifyCase) -> tuple[str, str | None]:
+        tenant = case.tenant or self.ep.tenants[0]
+        other = case.other_tenant or next((t for t in self.ep.tenants if t != tenant), None)
+        return tenant, other
+
+    def run_case(self, case: VerifyCase) -> Outcome:
+        start = time.monotonic()
+        deadline = start + (case.deadline_seconds or self.deadline_seconds)
+        try:
+            detail = getattr(self, f"_{case.kind}")(case, deadline)
+            ok = True
+        except CheckFailed as exc:
+            ok, detail = False, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a check that crashes is a failed check, reported
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        return Outcome(case.name, case.kind, ok, round(time.monotonic() - start, 3), detail)
+
+    def run(self, cases: Sequence[VerifyCase], on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        outcomes = []
+        for case in cases:
+            outcome = self.run_case(case)
+            outcomes.append(outcome)
+            if on_result:
+                on_result(outcome)
+        return outcomes
+
+    # -- pushes, then queries
+    def _logs(self, case, deadline) -> str:
+        tenant, _ = self._tenants(case)
+        marker = uuid.uuid4().hex
+        push_log(self.ep, tenant, marker)
+        query = '{service_name="%s"} |= "%s"' % (VERIFY_SERVICE, marker)
+        _until(deadline, lambda: bool(query_logs(self.ep, tenant, query)), f"log marker {marker} in {tenant}")
+        self.state.log_marker, self.state.log_tenant = marker, tenant
+        return f"pushed as {tenant}-write, read back as {tenant}-read with {query}"
+
+    def _metrics(self, case, deadline) -> str:
+        tenant, _ = self._tenants(case)
+        marker = uuid.uuid4().hex
+        push_metric(self.ep, tenant, marker)
+        query = '%s{marker="%s"}' % (metric_name(self.ep), marker)
+        _until(deadline, lambda: bool(query_metrics(self.ep, tenant, query)), f"metric marker {marker} in {tenant}")
+        self.state.metric_marker, self.state.metric_tenant = marker, tenant
+        return f"pushed as {tenant}-write, read back as {tenant}-read with {query}"
+
+    def _isolation_logs(self, case, deadline) -> str:
+        if not self.state.log_marker:
+            raise CheckFailed("needs the logs check to have pushed a marker first")
+        owner = self.state.log_tenant
+        _, other = self._tenants(case.model_copy(update={"tenant": owner}))
+        if other is None:
+            raise CheckFailed("needs a second tenant")
+        query = '{service_name="%s"} |= "%s"' % (VERIFY_SERVICE, self.state.log_marker)
+        # Even a forged X-Scope-OrgID must not reach the owner's data.
+        found = query_logs(self.ep, other, query, headers={"X-Scope-OrgID": owner})
+        if found:
+            raise CheckFailed(f"{other}-read can see {owner}'s logs")
+        return f"{other}-read sees none of {owner}'s logs, even with X-Scope-OrgID: {owner}"
+
+    def _isolation_metrics(self, case, deadline) -> str:
+        if not self.state.metric_marker:
+            raise CheckFailed("needs the metrics check to have pushed a marker first")
+        owner = self.state.metric_tenant
+        _, other = self._tenants(case.model_copy(update={"tenant": owner}))
+        if other is None:
+            raise CheckFailed("needs a second tenant")
+        query = '%s{marker="%s"}' % (metric_name(self.ep), self.state.metric_marker)
+        if query_metrics(self.ep, other, query, headers={"X-Scope-OrgID": owner}):
+            raise CheckFailed(f"{other}-read can see {owner}'s metrics")
+        return f"{other}-read sees none of {owner}'s metrics, even with X-Scope-OrgID: {owner}"
+
+    # -- user queries
+    def _logql(self, case, deadline) -> str:
+        tenant, _ = self._tenants(case)
+        return self._expect(case, deadline, lambda: query_logs(self.ep, tenant, case.query), tenant)
+
+    def _promql(self, case, deadline) -> str:
+        tenant, _ = self._tenants(case)
+        return self._expect(case, deadline, lambda: query_metrics(self.ep, tenant, case.query), tenant)
+
+    def _expect(self, case, deadline, fetch, tenant) -> str:
+        if case.expect == "empty":
+            result = fetch()
+            if result:
+                raise CheckFailed(f"expected no results, got {len(result)}")
+            return f"no results for {tenant}, as expected"
+        _until(deadline, lambda: bool(fetch()), f"results of {case.query}")
+        return f"results for {tenant}"
+
+    # -- Grafana
+    def _grafana_get(self, path: str):
+        s = self.ep.session()
+        s.auth = self.ep.grafana_admin
+        r = s.get(f"{self.ep.grafana}{path}", timeout=15)
+        return r
+
+    def _grafana_health(self, case, deadline) -> str:
+        def healthy() -> bool:
+            r = self._grafana_get("/api/health")
+            if r.status_code != 200:
+                raise CheckFailed(f"/api/health answered {r.status_code}")
+            body = r.json()
+            if body.get("database") != "ok":
+                raise CheckFailed(f"database is {body.get('database')!r}")
+            self.state.extra["grafana_version"] = body.get("version", "?")
+            return True
+
+        _until(deadline, healthy, "a healthy Grafana")
+        return f"Grafana {self.state.extra.get('grafana_version')} is up, database ok"
+
+    def _grafana_datasources(self, case, deadline) -> str:
+        bad = []
+        for uid in self.ep.datasource_uids:
+            r = self._grafana_get(f"/api/datasources/uid/{uid}/health")
+            if r.status_code != 200 or r.json().get("status") != "OK":
+                bad.append(f"{uid}: {r.status_code} {_first_line(r.text)}")
+        if bad:
+            raise CheckFailed("; ".join(bad))
+        return f"{len(self.ep.datasource_uids)} datasources healthy by uid"
+
+    def _grafana_dashboards(self, case, deadline) -> str:
+        r = self._grafana_get("/api/search?type=dash-db&limit=5000")
+        if r.status_code != 200:
+            raise CheckFailed(f"/api/search answered {r.status_code}")
+        present = {d.get("uid") for d in r.json()}
+        missing = sorted(set(self.ep.dashboard_uids) - present)
+        if missing:
+            raise CheckFailed("missing dashboards: " + ", ".join(missing))
+        return f"{len(self.ep.dashboard_uids)} dashboards present"
+
+
+def run_verify(ep: Endpoints, cases: Sequence[VerifyCase], *, deadline_seconds: int = 60,
+               on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    return Runner(ep, deadline_seconds).run(cases, on_result)
+
+
+def report(outcomes: Sequence[Outcome]) -> str:
+    """A plain-text report, one line per check."""
+    lines = []
+    for o in outcomes:
+        lines.append(f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}")
+    passed = sum(o.ok for o in outcomes)
+    lines.append(f"{passed} passed, {len(outcomes) - passed} failed")
+    return "\n".join(lines)
+
+
+def outcomes_json(outcomes: Sequence[Outcome]) -> str:
+    return json.dumps([o.to_json() for o in outcomes], indent=2, sort_keys=True)
+
+
+def provisioned_uids(configs_dir) -> tuple[list[str], list[str]]:
+    """(datasource uids, dashboard uids) from a rendered configs/ folder."""
+    from pathlib import Path
+
+    configs_dir = Path(configs_dir)
+    ds: list[str] = []
+    for path in sorted((configs_dir / "grafana" / "provisioning" / "datasources").glob("*.yaml")):
+        ds += [d["uid"] for d in (yaml.safe_load(path.read_text()) or {}).get("datasources", [])]
+    dash = [json.loads(p.read_text())["uid"] for p in sorted((configs_dir / "grafana" / "dashboards").rglob("*.json"))]
+    return ds, dash
