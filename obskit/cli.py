@@ -98,11 +98,12 @@ def init(path: str, force: bool) -> None:
 @click.pass_obj
 def render(obj: Ctx, env_name: str, sets: tuple[str, ...], out: str | None, as_json: bool) -> None:
     """Render an environment's configs, compose project and bindings."""
-    from obskit.render import default_output, render as do_render, write_environment
+    from obskit.project import Project
+    from obskit.render import render as do_render, write_environment
 
     resolved = obj.load(sets)
     files = do_render(resolved, env_name)
-    result = write_environment(files, Path(out) if out else default_output(env_name))
+    result = write_environment(files, Path(out) if out else Project.of(resolved).env_dir(env_name))
 
     def human(_):
         env = resolved.spec.environments[env_name]
@@ -192,6 +193,198 @@ def check(obj: Ctx, env_name: str, sets: tuple[str, ...], as_json: bool) -> None
 
     _out([r.__dict__ for r in results], as_json, human)
     if any(r.status == "fail" for r in results):
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- the local stack
+
+
+def _project(obj: Ctx, sets: tuple[str, ...]):
+    from obskit.project import Project
+
+    return Project.of(obj.load(sets))
+
+
+def _health_line(states) -> str:
+    if not states:
+        return ""
+    ready = sum(1 for s in states if s.ready or (s.service == "create-buckets" and s.state == "exited"))
+    waiting = [f"{s.service} ({s.health or s.state})" for s in states
+               if not (s.ready or (s.service == "create-buckets" and s.state == "exited"))]
+    return f"{ready}/{len(states)} ready" + (f"; waiting for {', '.join(waiting)}" if waiting else "")
+
+
+@cli.command()
+@env_option
+@spec_sets
+@click.option("--wait-timeout", default=600, show_default=True, help="Seconds to wait for every healthcheck.")
+@click.option("--no-verify", is_flag=True, help="Skip the acceptance checks after start.")
+@json_option
+@click.pass_obj
+def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, as_json: bool) -> None:
+    """Start the local stack, health-gated, then prove it with `verify`."""
+    from rich.console import Console
+
+    from obskit import stack
+    from obskit.verify import cases_for, run_verify
+
+    project = _project(obj, sets)
+    console = Console(stderr=True, quiet=as_json)
+    with console.status("starting") as status:
+        def progress(phase, states):
+            status.update(f"{phase} {_health_line(states)}")
+
+        result = stack.up(project, env_name, wait_timeout=wait_timeout, on_progress=progress)
+    if result.render.rendered:
+        console.print(f"rendered {len(result.render.changed)} changed file(s) into {_rel(result.render.path)}")
+    if result.secrets_created:
+        console.print(f"generated {len(result.secrets_created)} secret(s) in .obskit/secrets/ (0600)")
+    outcomes = []
+    if not no_verify:
+        ep = stack.endpoints(project, env_name)
+        outcomes = run_verify(
+            ep, cases_for(project.spec), deadline_seconds=project.spec.verify.deadline_seconds,
+            on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
+        )
+    if as_json:
+        click.echo(json.dumps({"urls": result.urls, "ca_file": str(result.ca_file),
+                               "services": [s.__dict__ for s in result.services],
+                               "verify": [o.to_json() for o in outcomes]}, indent=2, sort_keys=True, default=list))
+    else:
+        click.echo(f"\nThe '{env_name}' stack is up.")
+        for name, url in result.urls.items():
+            click.echo(f"  {name:28} {url}")
+        click.echo(f"  {'gateway CA certificate':28} {_rel(result.ca_file)}")
+        click.echo(f"\nCredentials: `obskit secrets show --env {env_name}` lists them; "
+                   f"`obskit secrets show grafana-admin-password` prints one (Grafana user: {project.spec.grafana.admin_user}).")
+    if any(not o.ok for o in outcomes):
+        sys.exit(1)
+
+
+@cli.command()
+@env_option
+@spec_sets
+@click.option("--volumes", is_flag=True, help="Also delete the data volumes (logs, metrics, dashboards state).")
+@click.pass_obj
+def down(obj: Ctx, env_name: str, sets, volumes: bool) -> None:
+    """Stop the local stack. Data survives unless --volumes is given."""
+    from obskit import stack
+
+    if not stack.down(_project(obj, sets), env_name, volumes=volumes):
+        click.echo(f"The '{env_name}' stack was never brought up here; nothing to stop.")
+        return
+    click.echo(f"The '{env_name}' stack is down" + (" and its data deleted." if volumes else "; its data is kept."))
+
+
+@cli.command()
+@env_option
+@spec_sets
+@json_option
+@click.pass_obj
+def status(obj: Ctx, env_name: str, sets, as_json: bool) -> None:
+    """Each service's state, health and published ports."""
+    from obskit import stack
+
+    states = stack.status(_project(obj, sets), env_name)
+    if as_json:
+        click.echo(json.dumps([s.__dict__ for s in states], indent=2, sort_keys=True, default=list))
+        return
+    if not states:
+        click.echo(f"The '{env_name}' stack is not running.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"obskit stack '{env_name}'")
+    for col in ("service", "state", "health", "ports"):
+        table.add_column(col)
+    for s in states:
+        table.add_row(s.service, s.state if s.state != "exited" else f"exited ({s.exit_code})",
+                      s.health or "-", ", ".join(s.ports) or "-")
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("service", required=False)
+@env_option
+@spec_sets
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")
+@click.option("--tail", type=int, default=200, show_default=True, help="Lines from the end of each log.")
+@click.pass_obj
+def logs(obj: Ctx, service: str | None, env_name: str, sets, follow: bool, tail: int) -> None:
+    """Show the logs of the stack, or of one SERVICE."""
+    from obskit.stack import compose_project
+    from obskit.tools.compose import ensure_engine
+
+    project = _project(obj, sets)
+    ensure_engine()
+    stack = compose_project(project, env_name, create_secrets=False)
+    for chunk in stack.logs([service] if service else None, tail=tail, follow=follow):
+        if isinstance(chunk, tuple):
+            sys.stdout.write(chunk[1].decode(errors="replace"))
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(chunk)
+
+
+@cli.group()
+def secrets() -> None:
+    """Generated secrets (the only way to print one)."""
+
+
+@secrets.command("show")
+@click.argument("name", required=False)
+@env_option
+@spec_sets
+@click.pass_obj
+def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
+    """Without NAME: list the secrets and who uses them. With NAME: print that secret."""
+    from obskit.errors import UsageError
+    from obskit.secrets import SecretStore, gateway_users
+
+    project = _project(obj, sets)
+    project.resolved.environment(env_name)
+    values = SecretStore(project.state_dir, env_name).load()
+    if not values:
+        raise UsageError(f"no secrets for environment '{env_name}' yet", hint=f"run `obskit up --env {env_name}`")
+    if name is None:
+        users = {s.name: user for user, s in gateway_users(project.spec).items()}
+        click.echo(f"Secrets of '{env_name}' (values hidden; `obskit secrets show NAME` prints one):")
+        for key in sorted(values):
+            extra = f"  (gateway user {users[key]})" if key in users else ""
+            click.echo(f"  {key}{extra}")
+        return
+    if name not in values:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(values), n=1)
+        raise UsageError(f"no secret named '{name}'", hint=f"did you mean '{close[0]}'?" if close else
+                         "`obskit secrets show` lists them")
+    click.echo(values[name])
+
+
+@cli.command()
+@env_option
+@spec_sets
+@click.option("--only", "kinds", multiple=True, help="Run only checks of these kinds (repeatable).")
+@json_option
+@click.pass_obj
+def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool) -> None:
+    """Prove a running stack end to end: push, query back, isolation, Grafana."""
+    from obskit import stack
+    from obskit.verify import cases_for, outcomes_json, report, run_verify
+
+    project = _project(obj, sets)
+    ep = stack.endpoints(project, env_name)
+    echo = None if as_json else (lambda o: click.echo(
+        f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}"))
+    outcomes = run_verify(ep, cases_for(project.spec, kinds or None),
+                          deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
+    if as_json:
+        click.echo(outcomes_json(outcomes))
+    else:
+        click.echo(report(outcomes).splitlines()[-1])
+    if any(not o.ok for o in outcomes):
         sys.exit(1)
 
 

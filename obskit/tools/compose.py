@@ -24,6 +24,7 @@ NO_ENGINE_MARKERS = (
     "Is the docker daemon running",
     "error during connect",
     "docker.sock: connect",
+    "failed to connect to the docker API",
 )
 
 

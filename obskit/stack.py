@@ -1,0 +1,324 @@
+"""The local stack's lifecycle: up, down, status, logs, and the endpoints verify needs.
+
+Every docker call goes through :class:`obskit.tools.compose.ComposeProject`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from obskit import bindings
+from obskit.errors import ObskitError, UsageError
+from obskit.project import Project
+from obskit.render import read_stamp, render, write_environment
+from obskit.secrets import SecretStore, compose_environment, gateway_users
+from obskit.spec.model import ComposeEnvironment
+from obskit.tools.compose import ComposeProject, ServiceState, ensure_engine
+
+ONE_SHOT = {"create-buckets"}
+LOG_LINES_ON_FAILURE = 30
+
+
+class PortInUse(ObskitError):
+    exit_code = 2
+
+
+class StackUnhealthy(ObskitError):
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, failing: list[str] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failing = failing or []
+
+
+def compose_env(project: Project, env_name: str) -> ComposeEnvironment:
+    env = project.resolved.environment(env_name)
+    if not isinstance(env, ComposeEnvironment):
+        raise UsageError(
+            f"environment '{env_name}' is {env.kind}, not a local compose stack",
+            hint=f"use `obskit promote --env {env_name}` for AWS environments",
+        )
+    return env
+
+
+# --------------------------------------------------------------------------- render
+
+
+@dataclass(frozen=True)
+class RenderState:
+    path: Path
+    rendered: bool  # False when what was on disk was current
+    changed: list[str]
+
+
+def ensure_rendered(project: Project, env_name: str) -> RenderState:
+    """Render when stale: a different spec hash, obskit version, or any file that differs."""
+    files = render(project.resolved, env_name)
+    dest = project.env_dir(env_name)
+    stamp = read_stamp(dest)
+    new_stamp = json.loads(files["stamp.json"])
+    if stamp == new_stamp and all((dest / rel).is_file() for rel in files):
+        return RenderState(dest, False, [])
+    result = write_environment(files, dest)
+    return RenderState(dest, True, result.changed)
+
+
+# --------------------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    service: str
+    port: int
+    key: str  # the spec key that moves it
+
+
+def published_ports(project: Project, env_name: str) -> list[PublishedPort]:
+    env = compose_env(project, env_name)
+    prefix = f"environments.{env_name}.ports"
+    ports = [
+        PublishedPort("gateway", env.ports.gateway_https, f"{prefix}.gateway_https"),
+        PublishedPort("gateway", env.ports.gateway_http, f"{prefix}.gateway_http"),
+        PublishedPort("otelcol", env.ports.otlp_grpc, f"{prefix}.otlp_grpc"),
+    ]
+    if project.spec.object_store.provider == "minio":
+        ports.append(PublishedPort("object-store", env.ports.object_store_console, f"{prefix}.object_store_console"))
+    return ports
+
+
+def port_conflicts(project: Project, env_name: str, running: set[str]) -> list[PublishedPort]:
+    """Published ports another process holds. Ports of this project's own running
+    services are theirs already and are skipped (a second `up` is idempotent)."""
+    env = compose_env(project, env_name)
+    taken = []
+    for p in published_ports(project, env_name):
+        if p.service in running:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((str(env.bind_address), p.port))
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    taken.append(p)
+                else:
+                    raise
+    return taken
+
+
+def check_ports(project: Project, env_name: str, running: set[str]) -> None:
+    taken = port_conflicts(project, env_name, running)
+    if taken:
+        first = taken[0]
+        others = "".join(f"\n  also taken: port {p.port} ({p.key})" for p in taken[1:])
+        raise PortInUse(
+            f"port {first.port} is already in use on {compose_env(project, env_name).bind_address} "
+            f"(spec key {first.key}){others}",
+            hint=f"stop what holds it, or move it: obskit up --set {first.key}={_suggest(first.port)}",
+        )
+
+
+def _suggest(port: int) -> int:
+    for candidate in range(port + 1000, port + 1100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+                return candidate
+            except OSError:
+                continue
+    return port + 1000
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def compose_project(project: Project, env_name: str, *, create_secrets: bool) -> ComposeProject:
+    compose_env(project, env_name)
+    store = SecretStore(project.state_dir, env_name)
+    values = store.ensure(project.spec)[0] if create_secrets else store.load()
+    if not values:
+        raise ObskitError(
+            f"environment '{env_name}' has never been brought up here (no secrets yet)",
+            hint=f"run `obskit up --env {env_name}`",
+        )
+    return ComposeProject(
+        project.compose_file(env_name),
+        project.project_name(env_name),
+        compose_environment(project.spec, env_name, values),
+    )
+
+
+@dataclass
+class UpResult:
+    render: RenderState
+    secrets_created: list[str]
+    services: list[ServiceState]
+    urls: dict[str, str]
+    ca_file: Path
+    outcomes: list = field(default_factory=list)
+
+
+def write_ca(project: Project, env_name: str, values: dict) -> Path:
+    """The gateway's CA certificate (public) where clients can point at it."""
+    path = project.state_dir / "secrets" / f"{env_name}-ca.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(values["gateway-ca-cert"])
+    path.chmod(0o644)
+    return path
+
+
+def urls(project: Project, env_name: str) -> dict[str, str]:
+    env = compose_env(project, env_name)
+    base = f"https://{env.hostname}:{env.ports.gateway_https}"
+    out = {
+        "grafana": f"{base}{project.spec.grafana.sub_path}/",
+        "gateway": base,
+        "loki (push, query)": f"{base}/loki/api/v1/",
+        "mimir (remote write, query)": f"{base}/prometheus/api/v1/",
+        "otlp/http (collector)": f"{base}/v1/",
+        "otlp/grpc (collector)": f"{env.bind_address}:{env.ports.otlp_grpc}",
+    }
+    if project.spec.object_store.provider == "minio":
+        out["object store console"] = f"http://{env.bind_address}:{env.ports.object_store_console}/"
+    return out
+
+
+def up(
+    project: Project,
+    env_name: str,
+    *,
+    wait_timeout: int = 600,
+    on_progress: Callable[[str, list[ServiceState]], None] | None = None,
+) -> UpResult:
+    """Render if stale, generate secrets once, start the stack health-gated."""
+    compose_env(project, env_name)
+    ensure_engine()
+    render_state = ensure_rendered(project, env_name)
+    store = SecretStore(project.state_dir, env_name)
+    values, created = store.ensure(project.spec)
+    ca = write_ca(project, env_name, values)
+    stack = ComposeProject(
+        project.compose_file(env_name),
+        project.project_name(env_name),
+        compose_environment(project.spec, env_name, values),
+    )
+    running = {s.service for s in stack.ps() if s.state == "running"}
+    check_ports(project, env_name, running)
+
+    if on_progress:
+        on_progress("pulling images (only those missing)", [])
+    stack.pull()
+
+    error: list[BaseException] = []
+
+    def run_up() -> None:
+        try:
+            stack.up(wait_timeout=wait_timeout, pull="never")
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            error.append(exc)
+
+    worker = threading.Thread(target=run_up, name="obskit-compose-up", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if on_progress:
+            try:
+                on_progress("waiting for health", stack.ps())
+            except ObskitError:
+                pass
+        worker.join(timeout=2)
+    states = stack.ps()
+    if error:
+        failing = unhealthy(states)
+        if not failing:
+            raise error[0]
+        raise StackUnhealthy(failure_report(stack, failing), failing=[s.service for s in failing],
+                             hint="fix the cause above, then `obskit up` again; `obskit logs SERVICE` shows more")
+    return UpResult(render_state, created, states, urls(project, env_name), ca)
+
+
+def unhealthy(states: list[ServiceState]) -> list[ServiceState]:
+    bad = []
+    for s in states:
+        if s.service in ONE_SHOT:
+            if s.state == "exited" and s.exit_code != 0:
+                bad.append(s)
+        elif not s.ready:
+            bad.append(s)
+    return bad
+
+
+def failure_report(stack: ComposeProject, failing: list[ServiceState]) -> str:
+    parts = []
+    for s in failing:
+        what = s.health or s.state
+        if s.state == "exited":
+            what = f"exited with code {s.exit_code}"
+        try:
+            logs = "".join(stack.logs([s.service], tail=LOG_LINES_ON_FAILURE))
+        except ObskitError as exc:
+            logs = f"(logs unavailable: {exc.message})"
+        body = "\n".join("    " + line for line in logs.strip().splitlines()[-LOG_LINES_ON_FAILURE:])
+        parts.append(f"service {s.service} is {what}; its last {LOG_LINES_ON_FAILURE} log lines:\n{body}")
+    return "the stack did not become healthy:\n" + "\n".join(parts)
+
+
+def down(project: Project, env_name: str, *, volumes: bool = False) -> bool:
+    """Stop the stack; False when it was never brought up here (nothing to do)."""
+    compose_env(project, env_name)
+    ensure_engine()
+    if not SecretStore(project.state_dir, env_name).load():
+        return False
+    ensure_rendered(project, env_name)
+    compose_project(project, env_name, create_secrets=False).down(volumes=volumes)
+    return True
+
+
+def status(project: Project, env_name: str) -> list[ServiceState]:
+    compose_env(project, env_name)
+    ensure_engine()
+    if not SecretStore(project.state_dir, env_name).load():
+        return []
+    return compose_project(project, env_name, create_secrets=False).ps()
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def endpoints(project: Project, env_name: str):
+    """How verify reaches an environment's stack, from the spec and the secret store."""
+    from obskit.verify import Endpoints, provisioned_uids
+
+    env = project.resolved.environment(env_name)
+    if not isinstance(env, ComposeEnvironment):
+        raise UsageError(
+            f"verify for {env.kind} environments reads credentials from SSM, which arrives with `obskit promote`",
+            hint="run verify against a local compose environment for now",
+        )
+    values = SecretStore(project.state_dir, env_name).load()
+    if not values:
+        raise ObskitError(
+            f"no secrets for environment '{env_name}' here", hint=f"run `obskit up --env {env_name}` first"
+        )
+    from obskit.secrets import resolve
+
+    ca = write_ca(project, env_name, values)
+    ds, dash = provisioned_uids(project.env_dir(env_name) / "configs")
+    base = f"https://{env.hostname}:{env.ports.gateway_https}"
+    return Endpoints(
+        gateway=base,
+        grafana=f"{base}{project.spec.grafana.sub_path}",
+        ca_file=str(ca),
+        passwords={user: resolve(s, values) for user, s in gateway_users(project.spec).items()},
+        grafana_admin=(project.spec.grafana.admin_user, resolve(bindings.grafana_admin_password(project.spec), values)),
+        tenants=bindings.tenant_names(project.spec),
+        datasource_uids=ds,
+        dashboard_uids=dash,
+        metric_suffixes=project.spec.mimir.otel_metric_suffixes,
+    )

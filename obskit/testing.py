@@ -1,0 +1,215 @@
+"""A real obskit stack for your own tests (the `obskit_stack` pytest fixture uses this).
+
+It renders the spec into a temporary folder with its own secrets and free host ports,
+starts it with testcontainers' DockerCompose under a unique project name, waits for
+every healthcheck, and always tears it down (volumes included): on normal exit, on
+failure, on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from obskit.errors import DockerUnavailable
+
+
+class NoDocker(Exception):
+    """No Docker engine answers: the caller should skip."""
+
+
+@dataclass
+class ObskitStack:
+    """A running stack: endpoints, credentials and helpers for tests."""
+
+    project_name: str
+    env_name: str
+    workdir: Path
+    endpoints: object  # obskit.verify.Endpoints
+    otlp_grpc: str  # host:port of the collector's OTLP/gRPC intake
+    spec: object
+    _compose: object = field(repr=False, default=None)
+    _closed: bool = field(default=False, repr=False)
+
+    # -- for the application under test
+    @property
+    def gateway(self) -> str:
+        return self.endpoints.gateway
+
+    @property
+    def ca_file(self) -> str:
+        return self.endpoints.ca_file
+
+    def credentials(self, tenant: str | None = None, role: str = "write") -> tuple[str, str]:
+        return self.endpoints.auth(tenant or self.endpoints.tenants[0], role)
+
+    def otlp_exporter_config(self, signal_name: str = "logs", tenant: str | None = None) -> dict:
+        """Keyword arguments for an OpenTelemetry OTLP/HTTP exporter that writes straight
+        into ``tenant``'s data through the gateway (logs to Loki, metrics to Mimir), e.g.
+        ``OTLPLogExporter(**stack.otlp_exporter_config("logs"))``.
+
+        (The collector's intake, ``/v1/<signal>``, pushes onward as collector.tenant.)
+        """
+        if signal_name not in ("logs", "metrics"):
+            raise ValueError("the stack stores logs and metrics; traces have no backend")
+        tenant = tenant or self.endpoints.tenants[0]
+        return {
+            "endpoint": f"{self.gateway}/otlp/v1/{signal_name}",
+            "headers": {"Authorization": self.endpoints.auth_header(tenant, "write")},
+            "certificate_file": self.ca_file,
+            "session": self.endpoints.session(),
+        }
+
+    def otlp_env(self, tenant: str | None = None) -> dict[str, str]:
+        """The same as OTEL_EXPORTER_OTLP_* variables, for an app in another process."""
+        from urllib.parse import quote
+
+        tenant = tenant or self.endpoints.tenants[0]
+        return {
+            # SDKs append /v1/logs and /v1/metrics: the gateway's tenant-aware OTLP routes.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"{self.gateway}/otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=" + quote(self.endpoints.auth_header(tenant, "write")),
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": self.ca_file,
+        }
+
+    # -- for assertions
+    def query_logs(self, logql: str, tenant: str | None = None, since_seconds: int = 3600) -> list:
+        from obskit.verify import query_logs
+
+        return query_logs(self.endpoints, tenant or self.endpoints.tenants[0], logql, since_seconds=since_seconds)
+
+    def query_metrics(self, promql: str, tenant: str | None = None) -> list:
+        from obskit.verify import query_metrics
+
+        return query_metrics(self.endpoints, tenant or self.endpoints.tenants[0], promql)
+
+    def verify(self, kinds: Sequence[str] | None = None):
+        from obskit.verify import cases_for, run_verify
+
+        return run_verify(self.endpoints, cases_for(self.spec, kinds),
+                          deadline_seconds=self.spec.verify.deadline_seconds)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._compose is not None:
+                with _project_name(self.project_name):
+                    self._compose.stop(down=True)  # down --volumes
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _project_name:
+    """testcontainers' DockerCompose has no project-name option: it reads COMPOSE_PROJECT_NAME."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self):
+        self.old = os.environ.get("COMPOSE_PROJECT_NAME")
+        os.environ["COMPOSE_PROJECT_NAME"] = self.name
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("COMPOSE_PROJECT_NAME", None)
+        else:
+            os.environ["COMPOSE_PROJECT_NAME"] = self.old
+
+
+def docker_available() -> str | None:
+    """None when a Docker engine answers, else the reason it does not."""
+    from obskit.errors import ObskitError
+    from obskit.tools.compose import ensure_engine
+
+    try:
+        ensure_engine()
+    except DockerUnavailable as exc:
+        return f"no Docker engine answers ({exc.hint})"
+    except ObskitError as exc:
+        return str(exc)
+    return None
+
+
+def start_stack(spec: str | os.PathLike | None = None, *, sets: Sequence[str] = (), env_name: str = "local") -> ObskitStack:
+    """Bring a private copy of the stack up. Raises NoDocker when there is no engine."""
+    reason = docker_available()
+    if reason:
+        raise NoDocker(reason)
+
+    from testcontainers.compose import DockerCompose
+
+    from obskit.loopback import free_port
+    from obskit.project import Project
+    from obskit.render import render, write_environment
+    from obskit.secrets import SecretStore, compose_environment
+    from obskit.spec.load import load_spec
+    from obskit.stack import endpoints
+    from obskit.tools.compose import dotenv
+
+    ports = [
+        f"environments.{env_name}.ports.{key}={free_port()}"
+        for key in ("gateway_https", "gateway_http", "otlp_grpc", "object_store_console")
+    ]
+    resolved = load_spec(spec, sets=[*sets, *ports])
+    workdir = Path(tempfile.mkdtemp(prefix="obskit-stack-"))
+    project = Project.of(resolved, root=workdir)
+    name = f"obskit-test-{uuid.uuid4().hex[:10]}"
+    write_environment(render(resolved, env_name), project.env_dir(env_name))
+    values, _ = SecretStore(project.state_dir, env_name).ensure(resolved.spec)
+    env_file = project.state_dir / "secrets" / f"{env_name}.compose.env"
+    env_file.write_text(dotenv(compose_environment(resolved.spec, env_name, values)))
+    env_file.chmod(0o600)
+
+    compose = DockerCompose(
+        context=str(project.env_dir(env_name) / "compose"),
+        compose_file_name="docker-compose.yaml",
+        env_file=str(env_file),
+        wait=True,
+        pull=True,
+    )
+    env = resolved.spec.environments[env_name]
+    stack = ObskitStack(
+        project_name=name,
+        env_name=env_name,
+        workdir=workdir,
+        endpoints=None,
+        otlp_grpc=f"{env.bind_address}:{env.ports.otlp_grpc}",
+        spec=resolved.spec,
+        _compose=compose,
+    )
+    _register_teardown(stack)
+    try:
+        with _project_name(name):
+            compose.start()
+        stack.endpoints = endpoints(project, env_name)
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _register_teardown(stack: ObskitStack) -> None:
+    """Tear down on interpreter exit and on SIGTERM too, not only on a clean finish."""
+    atexit.register(stack.close)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        stack.close()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: atexit and the fixture finalizer remain
+        pass
