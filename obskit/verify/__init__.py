@@ -104,8 +104,24 @@ def cases_for(spec: Spec, kinds: Iterable[str] | None = None) -> list[VerifyCase
 # --------------------------------------------------------------------------- pushes
 
 
+def preflight(ep: Endpoints) -> None:
+    """Reach the gateway once before pushing, so a TLS or network problem is reported
+    as itself (the SDK would only retry and log)."""
+    import requests
+
+    try:
+        r = ep.session().get(f"{ep.gateway}/nginx-health", timeout=10)
+    except requests.exceptions.SSLError as exc:
+        raise CheckFailed(f"TLS to {ep.gateway} failed against CA {ep.ca_file or '(system)'}: {exc}") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise CheckFailed(f"cannot reach the gateway at {ep.gateway}: {exc}") from None
+    if r.status_code != 200:
+        raise CheckFailed(f"{ep.gateway}/nginx-health answered {r.status_code}")
+
+
 def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
     """One OTLP log record through the gateway with the OpenTelemetry SDK."""
+    preflight(ep)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -147,6 +163,7 @@ def metric_name(ep: Endpoints) -> str:
 
 def push_metric(ep: Endpoints, tenant: str, marker: str) -> None:
     """One OTLP counter sample through the gateway with the OpenTelemetry SDK."""
+    preflight(ep)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
