@@ -236,6 +236,10 @@ def up(
     states = stack.ps()
     if error:
         failing = unhealthy(states)
+        if not failing and states and isinstance(error[0], ObskitError):
+            # Some compose releases let `up --wait` fail on a one-shot job that exited 0;
+            # every service is ready, so the stack is up.
+            return UpResult(render_state, created, states, urls(project, env_name), ca)
         if not failing:
             raise error[0]
         raise StackUnhealthy(failure_report(stack, failing), failing=[s.service for s in failing],
