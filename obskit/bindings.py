@@ -125,7 +125,7 @@ def secret_catalogue(spec: Spec, env_name: str) -> dict[str, Secret]:
 PORTS = {
     "loki": {"http": 3100, "grpc": 9095, "memberlist": 7946},
     "mimir": {"http": 8080, "grpc": 9095, "memberlist": 7946},
-    "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888},
+    "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888, "syslog": 5514},
     "grafana": {"http": 3000},
     "gateway": {"https": 8443, "http": 8080},
     "postgres": {"postgres": 5432},
@@ -229,6 +229,9 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
             "OTELCOL_GATEWAY_USER": f"{spec.collector_tenant}-write",
             "OTELCOL_GATEWAY_PASSWORD": tenant_password(spec.collector_tenant, "write"),
             "OTELCOL_GATEWAY_CA_PEM": GATEWAY_CA_CERT,
+            "OTELCOL_GATEWAY_LOG_ENDPOINT": f"{listen}:{topo.port['otelcol']['syslog']}",
+            "OTELCOL_OPS_USER": f"{spec.operators.tenant}-write",
+            "OTELCOL_OPS_PASSWORD": tenant_password(spec.operators.tenant, "write"),
         },
     )
 
@@ -261,6 +264,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
         "OBSKIT_GW_PUBLIC_URL": topo.public_url,
         "OBSKIT_GW_LOKI": topo.addr("loki", "http"),
         "OBSKIT_GW_OTELCOL": topo.addr("otelcol", "http"),
+        "OBSKIT_GW_LOG_SYSLOG": topo.addr("otelcol", "syslog"),
         "OBSKIT_GW_GRAFANA": topo.addr("grafana", "http"),
         "OBSKIT_GW_TLS_CERT_PEM": GATEWAY_TLS_CERT,
         "OBSKIT_GW_TLS_KEY_PEM": GATEWAY_TLS_KEY,

@@ -183,12 +183,15 @@ def test_mimir_config_has_what_the_stack_needs(local_files):
 
 def test_collector_config_uses_current_component_names(local_files):
     cfg = yaml.safe_load(local_files["configs/otelcol/config.yaml"])
-    assert set(cfg["exporters"]) == {"otlp_http/gateway"}  # not the deprecated otlphttp
+    assert set(cfg["exporters"]) == {"otlp_http/gateway", "otlp_http/ops"}  # not the deprecated otlphttp
     for pipeline in cfg["service"]["pipelines"].values():
         assert pipeline["processors"][0] == "memory_limiter"
         assert pipeline["processors"][-1] == "batch"
     exporter = cfg["exporters"]["otlp_http/gateway"]
     assert exporter["auth"]["authenticator"] == "basicauth/gateway"
+    # The gateway's access logs go to the operators' tenant through their own writer.
+    assert cfg["service"]["pipelines"]["logs/gateway"]["exporters"] == ["otlp_http/ops"]
+    assert cfg["exporters"]["otlp_http/ops"]["auth"]["authenticator"] == "basicauth/ops"
     assert exporter["tls"]["ca_pem"] == "${env:OTELCOL_GATEWAY_CA_PEM}"
     assert "basicauth/gateway" in cfg["service"]["extensions"]
 

@@ -1,0 +1,283 @@
+"""The gateway is the only way in: a real nginx with the rendered config, the loopback
+bindings and the generated certificates, in front of stub upstreams that record what
+they receive."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from obskit import loopback
+from obskit.render import render, write_environment
+from obskit.spec.load import load_spec
+from obskit.tools import nginx
+
+from conftest import require_tool
+from stubs import Stub, SyslogSink
+from support import http_ok, wait_until
+
+RATE, BURST = 4, 3  # apps' writer and reader: 4 requests/s, burst 3
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    require_tool("nginx", "apt-get install nginx")
+    tmp = tmp_path_factory.mktemp("gateway")
+    resolved = load_spec(None, environ={}, use_default_file=False, sets=[
+        f"tenants[0].limits.requests_per_second={RATE}", f"tenants[0].limits.burst={BURST}",
+        "tenants[1].limits.requests_per_second=1000", "tenants[1].limits.burst=1000",
+        "gateway.client_max_body_size=8k",
+    ])
+    files = render(resolved, "local")
+    write_environment(files, tmp / "env")
+    plan = loopback.plan(resolved.spec, tmp / "env", tmp / "work")
+    stubs = {name: Stub(name, plan.ports[name]["http"]).start()
+             for name in ["loki", "otelcol", "grafana", *resolved.spec.mimir_replicas]}
+    syslog = SyslogSink(plan.ports["otelcol"]["syslog"])
+    prepared = nginx.prepare(tmp / "env/configs/gateway", plan.env["gateway"])
+    ca = tmp / "ca.pem"
+    ca.write_text(plan.secrets["gateway-ca-cert"])
+    base = f"https://localhost:{plan.ports['gateway']['https']}"
+    server = nginx.Server(prepared.conf).start()
+    try:
+        server.wait_ready(lambda: http_ok(f"{base}/nginx-health", verify=str(ca)))
+        yield {"base": base, "ca": str(ca), "plan": plan, "stubs": stubs, "syslog": syslog,
+               "files": files, "access_log": Path(plan.env["gateway"]["OBSKIT_GW_ACCESS_LOG"])}
+    finally:
+        server.stop()
+        syslog.stop()
+        for stub in stubs.values():
+            stub.stop()
+
+
+def creds(gw, user):
+    tenant_role = user.rsplit("-", 1)
+    name = f"tenant-{tenant_role[0]}-{tenant_role[1]}-password" if len(tenant_role) == 2 and tenant_role[1] in ("read", "write") else "gateway-admin-password"
+    return user, gw["plan"].secrets[name]
+
+
+def call(gw, method, path, user=None, **kw):
+    auth = creds(gw, user) if user else None
+    return requests.request(method, gw["base"] + path, auth=auth, verify=gw["ca"], timeout=10, **kw)
+
+
+def last(stub):
+    return stub.seen[-1]
+
+
+# --------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/loki/api/v1/push"), ("GET", "/loki/api/v1/query"),
+                                          ("POST", "/otlp/v1/metrics"), ("GET", "/prometheus/api/v1/query"),
+                                          ("POST", "/v1/logs"), ("POST", "/api/v1/push")])
+def test_401_without_or_with_wrong_credentials(gw, method, path):
+    r = call(gw, method, path)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    assert r.text == "authentication required\n"
+    r = requests.request(method, gw["base"] + path, auth=("sandbox-write", "wrong"), verify=gw["ca"], timeout=10)
+    assert r.status_code == 401
+    r = requests.request(method, gw["base"] + path, auth=("nobody", "x"), verify=gw["ca"], timeout=10)
+    assert r.status_code == 401
+
+
+def test_403_for_the_wrong_role(gw):
+    assert call(gw, "POST", "/loki/api/v1/push", "sandbox-read").status_code == 403
+    assert call(gw, "POST", "/otlp/v1/metrics", "sandbox-read").status_code == 403
+    assert call(gw, "GET", "/loki/api/v1/query", "sandbox-write").status_code == 403
+    r = call(gw, "GET", "/prometheus/api/v1/query", "sandbox-write")
+    assert r.status_code == 403 and r.text.startswith("forbidden")
+
+
+def test_tenant_header_comes_from_the_credential(gw):
+    loki = gw["stubs"]["loki"]
+    r = call(gw, "POST", "/loki/api/v1/push", "sandbox-write", data=b"{}",
+             headers={"X-Scope-OrgID": "apps", "Content-Type": "application/json"})
+    assert r.status_code == 204
+    seen = last(loki)
+    assert seen.headers["x-scope-orgid"] == "sandbox"  # the client's header was replaced
+    assert "authorization" not in seen.headers  # credentials stop at the gateway
+    assert seen.headers["x-forwarded-proto"] == "https"
+
+
+def test_cross_tenant_read_is_refused(gw):
+    mimir = [gw["stubs"][r] for r in gw["plan"].spec.mimir_replicas]
+    before = sum(len(s.seen) for s in mimir)
+    r = call(gw, "GET", "/prometheus/api/v1/query?query=up", "sandbox-read", headers={"X-Scope-OrgID": "apps"})
+    assert r.status_code == 200
+    newest = max((s.seen[-1] for s in mimir if s.seen), key=lambda x: 0) if before else None
+    received = [seen for s in mimir for seen in s.seen][before:]
+    assert all(seen.headers["x-scope-orgid"] == "sandbox" for seen in received) and received
+    del newest
+
+
+def test_admin_acts_for_the_operators_tenant(gw):
+    r = call(gw, "POST", "/loki/api/v1/push", "obskit-admin", data=b"{}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 204 and last(gw["stubs"]["loki"]).headers["x-scope-orgid"] == "ops"
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@pytest.mark.parametrize("method, path, stub, tenant_header", [
+    ("POST", "/loki/api/v1/push", "loki", True),
+    ("POST", "/otlp/v1/logs", "loki", True),
+    ("GET", "/loki/api/v1/query_range", "loki", True),
+    ("POST", "/v1/logs", "otelcol", True),
+    ("POST", "/v1/metrics", "otelcol", True),
+    ("POST", "/v1/traces", "otelcol", True),
+])
+def test_routes_reach_their_backend(gw, method, path, stub, tenant_header):
+    user = "sandbox-write" if method == "POST" else "sandbox-read"
+    target = gw["stubs"][stub]
+    count = len(target.seen)
+    r = call(gw, method, path, user, data=b"x" if method == "POST" else None)
+    assert r.status_code in (200, 204)
+    assert len(target.seen) == count + 1 and last(target).path.startswith(path)
+
+
+def test_grafana_route_passes_websockets_and_its_own_auth(gw):
+    grafana = gw["stubs"]["grafana"]
+    r = requests.get(gw["base"] + "/grafana/api/live/ws", verify=gw["ca"], timeout=10,
+                     headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert r.status_code == 200
+    seen = last(grafana)
+    assert seen.path == "/grafana/api/live/ws"
+    assert seen.headers["upgrade"] == "websocket" and seen.headers["connection"].lower() == "upgrade"
+    assert "x-scope-orgid" not in seen.headers
+
+
+def test_unknown_paths_are_404(gw):
+    for path in ("/", "/admin", "/loki/api/v2/push", "/prometheus/metrics", "/otlp/v1/traces"):
+        r = call(gw, "GET", path, "obskit-admin")
+        assert r.status_code == 404, path
+
+
+def test_health_needs_no_auth_and_touches_no_backend(gw):
+    counts = {n: len(s.seen) for n, s in gw["stubs"].items()}
+    r = requests.get(gw["base"] + "/nginx-health", verify=gw["ca"], timeout=5)
+    assert r.status_code == 200 and r.text == "OK\n"
+    assert {n: len(s.seen) for n, s in gw["stubs"].items()} == counts
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_rate_limit_429_with_retry_after_at_the_configured_rate(gw):
+    time.sleep(1.5)  # let the bucket of apps-write drain from earlier tests
+    session = requests.Session()
+    session.auth = creds(gw, "apps-write")
+    session.verify = gw["ca"]
+    session.trust_env = False
+    codes = [session.post(gw["base"] + "/loki/api/v1/push", data=b"{}", timeout=5) for _ in range(12)]
+    statuses = [r.status_code for r in codes]
+    assert statuses[: BURST + 1] == [204] * (BURST + 1), statuses  # one at the rate, plus the burst
+    assert statuses[BURST + 1:] == [429] * (12 - BURST - 1), statuses
+    rejected = codes[-1]
+    assert rejected.headers["Retry-After"] == "1" and rejected.text.startswith("rate limited")
+    time.sleep(1.0 / RATE + 0.1)  # one token back at the configured rate
+    assert session.post(gw["base"] + "/loki/api/v1/push", data=b"{}", timeout=5).status_code == 204
+    # Another credential of another tenant is not affected.
+    assert call(gw, "POST", "/loki/api/v1/push", "sandbox-write", data=b"{}").status_code == 204
+
+
+def test_oversized_body_is_413(gw):
+    r = call(gw, "POST", "/loki/api/v1/push", "sandbox-write", data=b"x" * 9000)
+    assert r.status_code == 413
+    assert call(gw, "POST", "/loki/api/v1/push", "sandbox-write", data=b"x" * 7000).status_code == 204
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def test_tls_verifies_against_the_generated_ca_and_refuses_tls11(gw):
+    port = gw["plan"].ports["gateway"]["https"]
+    with pytest.raises(requests.exceptions.SSLError):
+        s = requests.Session()
+        s.trust_env = False
+        s.get(gw["base"] + "/nginx-health", verify=True, timeout=5)  # system CAs do not know it
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    ok = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", "-CAfile", gw["ca"],
+                         "-verify_hostname", "localhost", "-verify_return_error"],
+                        input="", capture_output=True, text=True, timeout=10)
+    assert ok.returncode == 0 and "Verify return code: 0 (ok)" in ok.stdout
+    for old in ("-tls1_1", "-tls1"):
+        refused = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", old],
+                                 input="", capture_output=True, text=True, timeout=10)
+        assert refused.returncode != 0, old
+
+
+def test_plain_http_is_never_served(gw):
+    counts = {n: len(s.seen) for n, s in gw["stubs"].items()}
+    http = f"http://127.0.0.1:{gw['plan'].ports['gateway']['http']}"
+    for method, path in (("GET", "/prometheus/api/v1/query"), ("POST", "/loki/api/v1/push"), ("GET", "/nginx-health")):
+        r = requests.request(method, http + path, auth=creds(gw, "apps-write"), allow_redirects=False, timeout=5)
+        assert r.status_code == 308 and r.headers["Location"] == gw["base"] + path
+    assert {n: len(s.seen) for n, s in gw["stubs"].items()} == counts
+
+
+# --------------------------------------------------------------------------- balancing
+
+
+def test_reads_spread_across_mimir_replicas_and_fail_over(gw):
+    replicas = [gw["stubs"][r] for r in gw["plan"].spec.mimir_replicas]
+    before = [len(s.seen) for s in replicas]
+    for _ in range(30):
+        assert call(gw, "GET", "/prometheus/api/v1/query?query=up", "sandbox-read").status_code == 200
+    spread = [len(s.seen) - b for s, b in zip(replicas, before)]
+    assert sum(spread) == 30 and all(n > 0 for n in spread), spread
+
+    down = replicas[1]
+    down.stop()
+    try:
+        before = [len(s.seen) for s in replicas]
+        for _ in range(30):
+            assert call(gw, "GET", "/prometheus/api/v1/query?query=up", "sandbox-read").status_code == 200
+            assert call(gw, "POST", "/otlp/v1/metrics", "sandbox-write", data=b"x").status_code == 204
+        got = [len(s.seen) - b for s, b in zip(replicas, before)]
+        assert got[1] == 0 and got[0] + got[2] == 60, got
+    finally:
+        down.start()
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_access_log_is_json_with_tenant_route_status_and_no_secret(gw):
+    call(gw, "GET", "/prometheus/api/v1/query?query=up", "apps-read")
+    call(gw, "POST", "/loki/api/v1/push", "apps-read")
+    lines = gw["access_log"].read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    query = next(e for e in reversed(entries) if e["route"] == "mimir_query" and e["user"] == "apps-read")
+    assert query["tenant"] == "apps" and query["status"] == 200 and query["method"] == "GET"
+    assert query["path"] == "/prometheus/api/v1/query" and isinstance(query["request_time"], (int, float))
+    assert query["upstream"].startswith("127.0.0.1:")
+    denied = next(e for e in reversed(entries) if e["route"] == "loki_push" and e["user"] == "apps-read")
+    assert denied["status"] == 403
+    secrets = [v for k, v in gw["plan"].secrets.items() if k.endswith("-password")]
+    text = gw["access_log"].read_text()
+    assert not any(s in text for s in secrets)
+    assert "Basic " not in text and "authorization" not in text.lower()
+
+
+def test_access_log_reaches_the_collector_in_the_shape_it_parses(gw):
+    """nginx sends each line over syslog; the collector's udplog receiver extracts the
+    JSON with the regex in its rendered config. Apply that same regex here."""
+    call(gw, "GET", "/loki/api/v1/labels", "sandbox-read")
+    config = yaml.safe_load(gw["files"]["configs/otelcol/config.yaml"])
+    regex = config["receivers"]["udplog/gateway"]["operators"][0]["regex"]
+    pattern = re.compile(regex.replace("(?P<", "(?P<"))
+    wait_until("a syslog line", lambda: any("loki_query" in m for m in gw["syslog"].messages), 5)
+    parsed = [json.loads(pattern.match(m).group("line")) for m in gw["syslog"].messages]
+    assert any(e["route"] == "loki_query" and e["tenant"] == "sandbox" for e in parsed)
+    secrets = [v for k, v in gw["plan"].secrets.items() if k.endswith("-password")]
+    assert not any(s in m for m in gw["syslog"].messages for s in secrets)
