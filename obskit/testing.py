@@ -57,15 +57,11 @@ class ObskitStack:
 
         (The collector's intake, ``/v1/<signal>``, pushes onward as collector.tenant.)
         """
+        from obskit.verify import exporter_kwargs
+
         if signal_name not in ("logs", "metrics"):
             raise ValueError("the stack stores logs and metrics; traces have no backend")
-        tenant = tenant or self.endpoints.tenants[0]
-        return {
-            "endpoint": f"{self.gateway}/otlp/v1/{signal_name}",
-            "headers": {"Authorization": self.endpoints.auth_header(tenant, "write")},
-            "certificate_file": self.ca_file,
-            "session": self.endpoints.session(),
-        }
+        return exporter_kwargs(self.endpoints, tenant or self.endpoints.tenants[0], signal_name)
 
     def otlp_env(self, tenant: str | None = None) -> dict[str, str]:
         """The same as OTEL_EXPORTER_OTLP_* variables, for an app in another process."""

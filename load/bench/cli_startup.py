@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 COMMANDS = [
     ("obskit --help", ["--help"]),
@@ -54,11 +57,7 @@ def main() -> None:
         for label, args in COMMANDS:
             times, peak = measure(args, ns.runs, Path(tmp))
             rows.append((label, min(times), statistics.median(times), max(times), peak / 1024))
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = cpu
+    model = cpu_model()
     lines = [
         "# CLI start-up and render time",
         "",

@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 STUB_CONF = """
@@ -133,10 +136,7 @@ def main() -> None:
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.machine()
+    model = cpu_model()
     nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     lines = [
         "# Gateway overhead",

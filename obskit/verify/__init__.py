@@ -119,6 +119,17 @@ def preflight(ep: Endpoints) -> None:
         raise CheckFailed(f"{ep.gateway}/nginx-health answered {r.status_code}")
 
 
+def exporter_kwargs(ep: Endpoints, tenant: str, signal: str) -> dict:
+    """Arguments of an OTLP/HTTP exporter writing ``signal`` into ``tenant``'s data through
+    the gateway (logs to Loki, metrics to Mimir), TLS verified against ``ep.ca_file``."""
+    return {
+        "endpoint": f"{ep.gateway}/otlp/v1/{signal}",
+        "headers": {"Authorization": ep.auth_header(tenant, "write")},
+        "certificate_file": ep.ca_file or None,
+        "session": ep.session(),
+    }
+
+
 def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
     """One OTLP log record through the gateway with the OpenTelemetry SDK."""
     preflight(ep)
@@ -135,13 +146,7 @@ def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
             results.append(result)
             return result
 
-    exporter = Recording(
-        endpoint=f"{ep.gateway}/otlp/v1/logs",
-        headers={"Authorization": ep.auth_header(tenant, "write")},
-        certificate_file=ep.ca_file or None,
-        session=ep.session(),
-        timeout=10,
-    )
+    exporter = Recording(**exporter_kwargs(ep, tenant, "logs"), timeout=10)
     provider = LoggerProvider(
         resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE})
     )
@@ -177,13 +182,7 @@ def push_metric(ep: Endpoints, tenant: str, marker: str) -> None:
             results.append(result)
             return result
 
-    exporter = Recording(
-        endpoint=f"{ep.gateway}/otlp/v1/metrics",
-        headers={"Authorization": ep.auth_header(tenant, "write")},
-        certificate_file=ep.ca_file or None,
-        session=ep.session(),
-        timeout=10,
-    )
+    exporter = Recording(**exporter_kwargs(ep, tenant, "metrics"), timeout=10)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(
         resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE}),
