@@ -64,6 +64,25 @@ def start_gateway(plan, procs, tmp_path) -> tuple[str, str] | None:
     return base, str(ca)
 
 
+def start_loki(plan, procs, tmp_path) -> Proc:
+    config = plan.config("loki", "loki.yaml")
+    loki = Proc("loki", ["loki", f"-config.file={config}", "-config.expand-env=true", "-target=all"],
+                plan.env["loki"], tmp_path)
+    procs.append(loki.start())
+    wait_until("loki /ready", lambda: http_ok(f"{plan.url('loki')}/ready"), 90, procs)
+    return loki
+
+
+def start_mimir(plan, procs, tmp_path) -> None:
+    """Every replica as its own process; they find each other over memberlist."""
+    config = plan.config("mimir", "mimir.yaml")
+    for replica in plan.spec.mimir_replicas:
+        procs.append(Proc(replica, ["mimir", f"-config.file={config}", "-config.expand-env=true", "-target=all"],
+                          plan.env[replica], tmp_path).start())
+    for replica in plan.spec.mimir_replicas:
+        wait_until(f"{replica} /ready", lambda r=replica: http_ok(f"{plan.url(r)}/ready"), 90, procs)
+
+
 def pinned_session() -> requests.Session:
     """A session that verifies against the CA it is given, whatever REQUESTS_CA_BUNDLE says
     (requests lets that variable override a session's verify setting)."""
@@ -86,10 +105,8 @@ def test_loki_contract(stack):
     env = plan.env["loki"]
     run(["loki", f"-config.file={config}", "-config.expand-env=true", "-verify-config"], env=env)
 
-    loki = Proc("loki", ["loki", f"-config.file={config}", "-config.expand-env=true", "-target=all"], env, tmp_path)
-    procs.append(loki.start())
+    loki = start_loki(plan, procs, tmp_path)
     base = plan.url("loki")
-    wait_until("loki /ready", lambda: http_ok(f"{base}/ready"), 90, [loki])
 
     # Multi-tenancy is on: no org id, no answer.
     assert requests.get(f"{base}/loki/api/v1/labels", timeout=5).status_code == 401
@@ -178,12 +195,7 @@ def test_mimir_contract(stack):
     replicas = plan.spec.mimir_replicas
     run(["mimir", f"-config.file={config}", "-config.expand-env=true", "-print.config"], env=plan.env[replicas[0]])
 
-    for replica in replicas:
-        p = Proc(replica, ["mimir", f"-config.file={config}", "-config.expand-env=true", "-target=all"],
-                 plan.env[replica], tmp_path)
-        procs.append(p.start())
-    for replica in replicas:
-        wait_until(f"{replica} /ready", lambda r=replica: http_ok(f"{plan.url(r)}/ready"), 90, procs)
+    start_mimir(plan, procs, tmp_path)
 
     first, last = plan.url(replicas[0]), plan.url(replicas[-1])
     assert requests.get(f"{first}/prometheus/api/v1/labels", timeout=5).status_code == 401  # no org id
@@ -264,14 +276,8 @@ def test_verify_runner_against_real_loki_mimir_and_gateway(stack):
     require_tool("mimir", "build or install Mimir 3.x to run this test")
     require_tool("nginx", "apt-get install nginx")
     plan, procs, tmp_path = stack
-    loki_cfg, mimir_cfg = plan.config("loki", "loki.yaml"), plan.config("mimir", "mimir.yaml")
-    procs.append(Proc("loki", ["loki", f"-config.file={loki_cfg}", "-config.expand-env=true"], plan.env["loki"], tmp_path).start())
-    for replica in plan.spec.mimir_replicas:
-        procs.append(Proc(replica, ["mimir", f"-config.file={mimir_cfg}", "-config.expand-env=true"],
-                          plan.env[replica], tmp_path).start())
-    wait_until("loki /ready", lambda: http_ok(f"{plan.url('loki')}/ready"), 90, procs)
-    for replica in plan.spec.mimir_replicas:
-        wait_until(f"{replica} /ready", lambda r=replica: http_ok(f"{plan.url(r)}/ready"), 90, procs)
+    start_loki(plan, procs, tmp_path)
+    start_mimir(plan, procs, tmp_path)
     gw, ca = start_gateway(plan, procs, tmp_path)
 
     from obskit.verify import cases_for, run_verify
