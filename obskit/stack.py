@@ -148,6 +148,10 @@ def compose_project(project: Project, env_name: str, *, create_secrets: bool) ->
             f"environment '{env_name}' has never been brought up here (no secrets yet)",
             hint=f"run `obskit up --env {env_name}`",
         )
+    return _compose(project, env_name, values)
+
+
+def _compose(project: Project, env_name: str, values: dict) -> ComposeProject:
     return ComposeProject(
         project.compose_file(env_name),
         project.project_name(env_name),
@@ -204,11 +208,7 @@ def up(
     store = SecretStore(project.state_dir, env_name)
     values, created = store.ensure(project.spec)
     ca = write_ca(project, env_name, values)
-    stack = ComposeProject(
-        project.compose_file(env_name),
-        project.project_name(env_name),
-        compose_environment(project.spec, env_name, values),
-    )
+    stack = _compose(project, env_name, values)
     running = {s.service for s in stack.ps() if s.state == "running"}
     check_ports(project, env_name, running)
 

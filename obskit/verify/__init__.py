@@ -296,31 +296,29 @@ class Runner:
         self.state.metric_marker, self.state.metric_tenant = marker, tenant
         return f"pushed as {tenant}-write, read back as {tenant}-read with {query}"
 
-    def _isolation_logs(self, case, deadline) -> str:
-        if not self.state.log_marker:
-            raise CheckFailed("needs the logs check to have pushed a marker first")
-        owner = self.state.log_tenant
+    def _isolation(self, case, signal: str) -> str:
+        """Another tenant's reader must not see the marker the logs/metrics check pushed."""
+        marker = getattr(self.state, f"{signal}_marker")
+        if not marker:
+            raise CheckFailed(f"needs the {signal}s check to have pushed a marker first")
+        owner = getattr(self.state, f"{signal}_tenant")
         _, other = self._tenants(case.model_copy(update={"tenant": owner}))
         if other is None:
             raise CheckFailed("needs a second tenant")
-        query = '{service_name="%s"} |= "%s"' % (VERIFY_SERVICE, self.state.log_marker)
+        if signal == "log":
+            query, fetch = '{service_name="%s"} |= "%s"' % (VERIFY_SERVICE, marker), query_logs
+        else:
+            query, fetch = '%s{marker="%s"}' % (metric_name(self.ep), marker), query_metrics
         # Even a forged X-Scope-OrgID must not reach the owner's data.
-        found = query_logs(self.ep, other, query, headers={"X-Scope-OrgID": owner})
-        if found:
-            raise CheckFailed(f"{other}-read can see {owner}'s logs")
-        return f"{other}-read sees none of {owner}'s logs, even with X-Scope-OrgID: {owner}"
+        if fetch(self.ep, other, query, headers={"X-Scope-OrgID": owner}):
+            raise CheckFailed(f"{other}-read can see {owner}'s {signal}s")
+        return f"{other}-read sees none of {owner}'s {signal}s, even with X-Scope-OrgID: {owner}"
+
+    def _isolation_logs(self, case, deadline) -> str:
+        return self._isolation(case, "log")
 
     def _isolation_metrics(self, case, deadline) -> str:
-        if not self.state.metric_marker:
-            raise CheckFailed("needs the metrics check to have pushed a marker first")
-        owner = self.state.metric_tenant
-        _, other = self._tenants(case.model_copy(update={"tenant": owner}))
-        if other is None:
-            raise CheckFailed("needs a second tenant")
-        query = '%s{marker="%s"}' % (metric_name(self.ep), self.state.metric_marker)
-        if query_metrics(self.ep, other, query, headers={"X-Scope-OrgID": owner}):
-            raise CheckFailed(f"{other}-read can see {owner}'s metrics")
-        return f"{other}-read sees none of {owner}'s metrics, even with X-Scope-OrgID: {owner}"
+        return self._isolation(case, "metric")
 
     # -- user queries
     def _logql(self, case, deadline) -> str:
