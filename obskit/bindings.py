@@ -127,7 +127,7 @@ PORTS = {
     "mimir": {"http": 8080, "grpc": 9095, "memberlist": 7946},
     "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888, "syslog": 5514},
     "grafana": {"http": 3000},
-    "gateway": {"https": 8443, "http": 8080},
+    "gateway": {"https": 8443, "http": 8080, "status": 8081},
     "postgres": {"postgres": 5432},
     "object-store": {"s3": 9000, "console": 9001},
 }
@@ -232,6 +232,12 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
             "OTELCOL_GATEWAY_LOG_ENDPOINT": f"{listen}:{topo.port['otelcol']['syslog']}",
             "OTELCOL_OPS_USER": f"{spec.operators.tenant}-write",
             "OTELCOL_OPS_PASSWORD": tenant_password(spec.operators.tenant, "write"),
+            # Self-monitoring: what the collector scrapes into the operators' tenant.
+            "OTELCOL_SCRAPE_LOKI": topo.addr("loki", "http"),
+            "OTELCOL_SCRAPE_GRAFANA": topo.addr("grafana", "http"),
+            "OTELCOL_SCRAPE_OTELCOL": topo.addr("otelcol", "telemetry"),
+            "OTELCOL_SCRAPE_GATEWAY": topo.addr("gateway", "status"),
+            **{f"OTELCOL_SCRAPE_{envname(r)}": topo.addr(r, "http") for r in spec.mimir_replicas},
         },
     )
 
@@ -239,6 +245,8 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     grafana: dict[str, Binding] = {
         "GF_SERVER_HTTP_PORT": str(topo.port["grafana"]["http"]),
         "GF_SERVER_ROOT_URL": f"{topo.public_url}{spec.grafana.sub_path}/",
+        # Links in alert annotations (runbooks) point into this Grafana.
+        "OBSKIT_GRAFANA_URL": f"{topo.public_url}{spec.grafana.sub_path}",
         "GF_SECURITY_ADMIN_PASSWORD": grafana_admin_password(spec),
         "GF_PATHS_DATA": topo.data_dir["grafana"],
         "OBSKIT_GATEWAY_URL": topo.gateway_url,
@@ -247,6 +255,9 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     for tenant in tenants:
         grafana[f"OBSKIT_{envname(tenant)}_READ_USER"] = f"{tenant}-read"
         grafana[f"OBSKIT_{envname(tenant)}_READ_PASSWORD"] = tenant_password(tenant, "read")
+    from obskit.alerting import contact_bindings
+
+    grafana |= contact_bindings(spec)
     out["grafana"] = Service("grafana", "grafana", grafana)
 
     # -- Gateway
@@ -261,6 +272,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
         "OBSKIT_GW_SECRETS_DIR": files.get("secrets_dir", "/run/obskit"),
         "OBSKIT_GW_LISTEN_HTTPS": f"{topo.listen}:{topo.port['gateway']['https']}",
         "OBSKIT_GW_LISTEN_HTTP": f"{topo.listen}:{topo.port['gateway']['http']}",
+        "OBSKIT_GW_LISTEN_STATUS": f"{topo.listen}:{topo.port['gateway']['status']}",
         "OBSKIT_GW_PUBLIC_URL": topo.public_url,
         "OBSKIT_GW_LOKI": topo.addr("loki", "http"),
         "OBSKIT_GW_OTELCOL": topo.addr("otelcol", "http"),

@@ -117,24 +117,68 @@ GRAFANA_INTERVALS = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rat
 GRAFANA_VARS = re.compile(r"\$\$?\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*")
 
 
-def shipped_promql(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
-    """(where, expression) for every PromQL expression in dashboards and datasources."""
-    found: list[tuple[str, str]] = []
+def shipped_queries(files: Mapping[str, bytes]) -> list[tuple[str, str, str]]:
+    """(where, language, expression) of every query the kit ships: dashboard targets,
+    datasource derived fields and alert rules (stack rules and the spec's)."""
+    from obskit import alerting
+
+    found: list[tuple[str, str, str]] = []
     for rel, data in sorted(files.items()):
         if rel.startswith("configs/grafana/dashboards/") and rel.endswith(".json"):
             dash = json.loads(data)
             for panel in _panels(dash.get("panels", [])):
                 for i, target in enumerate(panel.get("targets", [])):
                     ds = target.get("datasource") or panel.get("datasource") or {}
-                    if isinstance(ds, dict) and ds.get("type") == "prometheus" and target.get("expr"):
-                        found.append((f"{rel} panel '{panel.get('title', '?')}' target {i}", target["expr"]))
+                    kind = ds.get("type") if isinstance(ds, dict) else None
+                    if kind in ("prometheus", "loki") and target.get("expr"):
+                        lang = "promql" if kind == "prometheus" else "logql"
+                        found.append((f"{rel} panel '{panel.get('title', '?')}' target {i}", lang, target["expr"]))
+            for var in dash.get("templating", {}).get("list", []):
+                query = var.get("query")
+                if var.get("type") == "query" and isinstance(query, dict):
+                    query = query.get("query")
+                if var.get("type") == "query" and isinstance(query, str) and not query.startswith("label_values("):
+                    found.append((f"{rel} variable '{var['name']}'", "promql", query))
         elif rel.startswith("configs/grafana/provisioning/datasources/"):
             doc = yaml.safe_load(data) or {}
             for ds in doc.get("datasources", []):
                 for field in (ds.get("jsonData") or {}).get("derivedFields", []):
                     if str(field.get("datasourceUid", "")).endswith("-metrics"):
-                        found.append((f"{rel} datasource {ds['uid']} derived field '{field['name']}'", field["url"]))
+                        found.append((f"{rel} datasource {ds['uid']} derived field '{field['name']}'", "promql", field["url"]))
+                for corr in ds.get("correlations") or []:
+                    target = (corr.get("config") or {}).get("target") or {}
+                    if target.get("expr"):
+                        lang = "logql" if str(corr.get("targetUID", "")).endswith("-logs") else "promql"
+                        found.append((f"{rel} datasource {ds['uid']} correlation '{corr.get('label')}'", lang, target["expr"]))
+    found += list(alerting.expressions(files))
     return found
+
+
+def shipped_promql(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    return [(where, expr) for where, lang, expr in shipped_queries(files) if lang == "promql"]
+
+
+def shipped_logql(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    return [(where, expr) for where, lang, expr in shipped_queries(files) if lang == "logql"]
+
+
+def check_logql(exprs: list[tuple[str, str]], files: Mapping[str, bytes]) -> CheckResult:
+    """Well-formedness of every LogQL query; alert rules must be metric queries."""
+    from obskit import alerting, logql
+
+    rule_queries = {where for where, lang, _ in alerting.expressions(files) if lang == "logql"}
+    failures = []
+    for where, expr in exprs:
+        try:
+            metric = logql.parse(expr)
+        except logql.LogQLError as exc:
+            failures.append(f"{where}: {exc}")
+            continue
+        if where in rule_queries and not metric:
+            failures.append(f"{where}: an alert rule needs a metric query, e.g. count_over_time({{...}}[5m])")
+    if failures:
+        return CheckResult("logql", "fail", "; ".join(failures))
+    return CheckResult("logql", "pass", f"{len(exprs)} LogQL expression(s) well formed")
 
 
 def _panels(panels: list) -> Iterable[dict]:
@@ -166,6 +210,93 @@ def check_promql(exprs: list[tuple[str, str]], workdir: Path) -> CheckResult:
     if failures:
         return CheckResult("promtool", "fail", "; ".join(failures))
     return CheckResult("promtool", "pass", f"{len(exprs)} PromQL expression(s) parse")
+
+
+# --------------------------------------------------------------------------- datasource references
+
+BUILTIN_DATASOURCES = {"-- Grafana --", "grafana", "-- Mixed --", "-- Dashboard --", "__expr__"}
+
+
+def provisioned_datasources(files: Mapping[str, bytes]) -> dict[str, dict]:
+    """uid -> provisioned datasource (name, type, ...)."""
+    out: dict[str, dict] = {}
+    for rel, data in sorted(files.items()):
+        if rel.startswith("configs/grafana/provisioning/datasources/") and rel.endswith((".yaml", ".yml")):
+            for ds in (yaml.safe_load(data) or {}).get("datasources", []):
+                out[ds["uid"]] = ds
+    return out
+
+
+def _dashboard_refs(dash: dict) -> Iterable[tuple[str, object]]:
+    for var in dash.get("templating", {}).get("list", []):
+        if "datasource" in var:
+            yield f"variable '{var.get('name')}'", var["datasource"]
+    for ann in dash.get("annotations", {}).get("list", []):
+        if "datasource" in ann:
+            yield f"annotation '{ann.get('name')}'", ann["datasource"]
+    for panel in _panels(dash.get("panels", [])):
+        title = panel.get("title", "?")
+        if "datasource" in panel:
+            yield f"panel '{title}'", panel["datasource"]
+        for i, target in enumerate(panel.get("targets", [])):
+            if "datasource" in target:
+                yield f"panel '{title}' target {i}", target["datasource"]
+
+
+def datasource_problems(files: Mapping[str, bytes]) -> list[str]:
+    """Every datasource a dashboard, rule, derived field or correlation names must be
+    provisioned (by uid, or through a datasource variable that finds one)."""
+    from obskit import alerting
+
+    provisioned = provisioned_datasources(files)
+    problems: list[str] = []
+    for rel, data in sorted(files.items()):
+        if rel.startswith("configs/grafana/dashboards/") and rel.endswith(".json"):
+            dash = json.loads(data)
+            ds_vars = {v["name"]: v for v in dash.get("templating", {}).get("list", []) if v.get("type") == "datasource"}
+            for var in ds_vars.values():
+                pattern = var.get("regex") or ""
+                regex = re.compile(pattern[1:-1]) if pattern.startswith("/") and pattern.endswith("/") else None
+                found = [d for d in provisioned.values() if d["type"] == var.get("query")
+                         and (regex is None or regex.search(d["name"]))]
+                if not found:
+                    problems.append(f"{rel}: datasource variable '{var['name']}' ({var.get('query')}, regex {pattern!r}) finds no provisioned datasource")
+            for where, ref in _dashboard_refs(dash):
+                if ref is None:
+                    continue
+                uid = ref.get("uid") if isinstance(ref, dict) else ref
+                kind = ref.get("type") if isinstance(ref, dict) else None
+                if not isinstance(uid, str) or uid in BUILTIN_DATASOURCES:
+                    continue
+                m = re.fullmatch(r"\$\{?([A-Za-z0-9_]+)\}?", uid)
+                if m:
+                    var = ds_vars.get(m.group(1))
+                    if var is None:
+                        problems.append(f"{rel} {where}: '{uid}' is not a datasource variable of the dashboard")
+                    elif kind and var.get("query") != kind:
+                        problems.append(f"{rel} {where}: type {kind} through variable '{m.group(1)}' of type {var.get('query')}")
+                elif uid not in provisioned:
+                    problems.append(f"{rel} {where}: datasource uid '{uid}' is not provisioned")
+                elif kind and provisioned[uid]["type"] != kind:
+                    problems.append(f"{rel} {where}: '{uid}' is a {provisioned[uid]['type']} datasource, not {kind}")
+        elif rel.startswith(alerting.ALERTING_DIR + "/") and rel.endswith((".yaml", ".yml")):
+            for grp in (yaml.safe_load(data) or {}).get("groups", []):
+                for rule in grp.get("rules", []):
+                    refs = {d["refId"] for d in rule.get("data", [])}
+                    if rule.get("condition") not in refs:
+                        problems.append(f"{rel} rule '{rule.get('title')}': condition '{rule.get('condition')}' names no query")
+                    for d in rule.get("data", []):
+                        uid = d.get("datasourceUid")
+                        if uid != alerting.EXPRESSION_UID and uid not in provisioned:
+                            problems.append(f"{rel} rule '{rule.get('title')}' query {d.get('refId')}: datasource uid '{uid}' is not provisioned")
+    for uid, ds in provisioned.items():
+        for field in (ds.get("jsonData") or {}).get("derivedFields", []):
+            if field.get("datasourceUid") and field["datasourceUid"] not in provisioned:
+                problems.append(f"datasource {uid} derived field '{field.get('name')}': uid '{field['datasourceUid']}' is not provisioned")
+        for corr in ds.get("correlations") or []:
+            if corr.get("targetUID") not in provisioned:
+                problems.append(f"datasource {uid} correlation '{corr.get('label')}': uid '{corr.get('targetUID')}' is not provisioned")
+    return problems
 
 
 # --------------------------------------------------------------------------- tools
@@ -239,6 +370,10 @@ def check_files(resolved: ResolvedSpec, env_name: str, files: Files, workdir: Pa
         results.append(check_compose(rendered, spec, env_name, loop.secrets))
     results.append(check_nginx(loop))
     results.append(check_promql(shipped_promql(files), workdir))
+    results.append(check_logql(shipped_logql(files), files))
+    problems = datasource_problems(files)
+    results.append(CheckResult("datasource uids", "fail" if problems else "pass",
+                               "; ".join(problems) or "every dashboard and rule reference resolves"))
     for tool in BINARY_CHECKS:
         results.append(check_binary(tool, loop))
     return results

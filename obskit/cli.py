@@ -363,6 +363,51 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
     click.echo(values[name])
 
 
+@cli.group()
+def alerts() -> None:
+    """Alert rules, contact points and routing, as provisioned into Grafana."""
+
+
+@alerts.command("list")
+@env_option
+@spec_sets
+@json_option
+@click.pass_obj
+def alerts_list(obj: Ctx, env_name: str, sets, as_json: bool) -> None:
+    """Every alert rule (obskit's stack rules and yours), then where notifications go."""
+    from obskit.alerting import summary
+
+    result = summary(obj.load(sets), env_name)
+    _out(result.to_json(), as_json, _print_alerts)
+
+
+def _print_alerts(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 120))
+    table = Table(title="Alert rules", title_justify="left")
+    for col in ("Rule", "Source", "Folder / group", "Tenant", "Condition", "For", "Every", "Severity", "Team", "Summary"):
+        table.add_column(col, overflow="fold")
+    for r in data["rules"]:
+        table.add_row(r["name"], r["source"], f"{r['folder']} / {r['group']}", r["tenant"],
+                      f"{r['language']} {r['condition']}", r["pending"], r["interval"], r["severity"],
+                      r["team"], r["summary"])
+    console.print(table)
+    if not data["contact_points"]:
+        console.print("Notifications: no contact points declared; alerts show in Grafana only "
+                      "(declare alerting.contact_points and alerting.policy to notify).")
+        return
+    routes = Table(title="Notification routing (first match wins unless 'continue')", title_justify="left")
+    for col in ("Alerts matching", "Go to", "Muted during", "Continue"):
+        routes.add_column(col)
+    kinds = {c["name"]: c["type"] for c in data["contact_points"]}
+    for r in data["routes"]:
+        routes.add_row(r["match"], f"{r['receiver']} ({kinds.get(r['receiver'], '?')})",
+                       ", ".join(r["mute_timings"]) or "-", "yes" if r["continue"] else "no")
+    console.print(routes)
+
+
 @cli.command()
 @env_option
 @spec_sets

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from obskit import __version__, bindings
+from obskit import __version__, alerting, bindings
 from obskit.resources import data_root
 from obskit.spec.load import ResolvedSpec
 from obskit.spec.model import ComposeEnvironment, Spec, Tenant
@@ -97,6 +97,7 @@ def config_context(spec: Spec) -> dict:
         "operators_tenant": ops,
         "limited_tenants": [*spec.tenants, ops],
         "mimir_version": spec.images.mimir.split(":")[-1].split("@")[0],
+        "ds_uid": lambda tenant, kind: alerting.datasource_uid(spec, tenant, kind),
     }
 
 
@@ -119,6 +120,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
     jenv = _jinja_env()
 
     files = _render_tree("configs", config_context(spec), jenv)
+    files |= alerting.render_files(spec)
     hashes = component_hashes(files)
     services = bindings.services(spec, env_name)
 

@@ -401,7 +401,7 @@ def _translate(
         hint = _HINTS.get(kind)
         if kind == "extra_forbidden":
             parent_model, _ = _model_at(loc[:-1]) if len(loc) > 1 else (Spec, ())
-            allowed = sorted(parent_model.model_fields) if parent_model else []
+            allowed = sorted(f.alias or n for n, f in parent_model.model_fields.items()) if parent_model else []
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             msg = f"unknown key '{loc[-1]}'"
             hint = f"did you mean '{close[0]}'?" if close else (

@@ -290,6 +290,266 @@ class Verify(Model):
     cases: list[VerifyCase] = Field(default_factory=list, description="Extra checks, run after the built-in ones.")
 
 
+# --------------------------------------------------------------------------- alerting
+
+Severity = Literal["critical", "warning", "info"]
+RULE_NAME_RE = r"^[A-Z][A-Za-z0-9]{2,59}$"
+RESERVED_TEAMS = ("stack",)
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s]+$", value):
+        raise PydanticCustomError("url", "'{v}' is not an http(s) URL", {"v": value})
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _url_or_secret(value: str) -> str:
+    if SECRET_REF_RE.match(value):
+        return value
+    return _http_url(value)
+
+
+UrlOrSecret = Annotated[str, AfterValidator(_url_or_secret)]
+
+
+def _runbook(value: str) -> str:
+    if value.startswith("grafana:/"):
+        if not re.match(r"^grafana:/[^\s$]*$", value):
+            raise PydanticCustomError("url", "'{v}' is not a Grafana path such as grafana:/d/uid", {"v": value})
+        return value
+    return _http_url(value)
+
+
+RunbookUrl = Annotated[str, AfterValidator(_runbook)]
+
+
+class AlertRule(Model):
+    """A Grafana-managed alert rule. The query runs as one tenant's reader; the rule fires
+    when its value (the last point) is above (``gt``) or below (``lt``) ``threshold``
+    for the ``for`` duration, checked every ``interval``.
+
+    Naming convention: CamelCase, thing then problem (``HostCpuHigh``,
+    ``CheckoutErrorsHigh``). Rules land in folder ``obskit-<team>``, group
+    ``<team>-<interval>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, populate_by_name=True)
+
+    name: str = Field(pattern=RULE_NAME_RE, description="CamelCase, thing then problem: HostCpuHigh")
+    tenant: Name | None = Field(None, description="Whose data the query reads; default: the first tenant.")
+    language: Literal["promql", "logql"] = "promql"
+    expr: str = Field(min_length=1, description="PromQL, or a LogQL metric query")
+    condition: Literal["gt", "lt"] = "gt"
+    threshold: float = 0
+    for_: Duration = Field("5m", alias="for", description="How long the condition must hold before the alert fires")
+    interval: Duration = Field("1m", description="How often the rule is evaluated")
+    severity: Severity
+    team: Name
+    summary: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1)
+    runbook_url: RunbookUrl = Field(
+        description="Where responders read what to do: an http(s) URL, or grafana:/path inside this stack's Grafana"
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    no_data: Literal["OK", "NoData", "Alerting", "KeepLast"] = Field(
+        "OK", description="State when the query returns nothing. OK: no data is not a problem here."
+    )
+
+    @field_validator("team")
+    @classmethod
+    def _team(cls, v: str) -> str:
+        if v in RESERVED_TEAMS:
+            raise PydanticCustomError("reserved", "team '{v}' is reserved for obskit's stack rules", {"v": v})
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", key):
+                raise PydanticCustomError("label", "bad label name '{k}'", {"k": key, "at": key})
+            if key in ("severity", "team", "tenant", "alertname", "grafana_folder"):
+                raise PydanticCustomError(
+                    "label", "label '{k}' is set by obskit; use the rule's own field", {"k": key, "at": key}
+                )
+        return v
+
+
+class _Contact(Model):
+    name: Name
+    disable_resolve_message: bool = False
+
+
+class EmailContact(_Contact):
+    type: Literal["email"]
+    addresses: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    single_email: bool = True
+
+
+class SlackContact(_Contact):
+    type: Literal["slack"]
+    url: SecretRef | None = Field(None, description="Incoming-webhook URL, as env:VAR or ssm:/path")
+    token: SecretRef | None = Field(None, description="Bot token, with recipient")
+    recipient: str | None = Field(None, description="Channel or user, with token")
+    mention_channel: Literal["", "here", "channel"] = ""
+
+    @model_validator(mode="after")
+    def _how(self) -> "SlackContact":
+        if bool(self.url) == bool(self.token):
+            raise PydanticCustomError("slack", "slack needs either url, or token and recipient", {"at": "url"})
+        if self.token and not self.recipient:
+            raise PydanticCustomError("slack", "a slack token needs a recipient", {"at": "recipient"})
+        return self
+
+
+class PagerDutyContact(_Contact):
+    type: Literal["pagerduty"]
+    integration_key: SecretRef
+
+
+class TeamsContact(_Contact):
+    type: Literal["teams"]
+    url: SecretRef = Field(description="The Teams workflow (or connector) URL, as env:VAR or ssm:/path")
+
+
+class WebhookContact(_Contact):
+    type: Literal["webhook"]
+    url: UrlOrSecret = Field(description="http(s) URL, or env:VAR / ssm:/path when it carries a token")
+    http_method: Literal["POST", "PUT"] = "POST"
+    authorization_credentials: SecretRef | None = Field(None, description="Sent as 'Authorization: Bearer ...'")
+    max_alerts: int = Field(0, ge=0)
+
+
+ContactPoint = Annotated[
+    Union[EmailContact, SlackContact, PagerDutyContact, TeamsContact, WebhookContact],
+    Field(discriminator="type"),
+]
+
+
+class Route(Model):
+    """A notification policy below the root: alerts whose labels match go to ``receiver``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, populate_by_name=True)
+
+    receiver: Name
+    severity: list[Severity] = Field(default_factory=list, description="Match any of these severities")
+    team: Name | None = None
+    matchers: dict[str, str] = Field(default_factory=dict, description="Extra label = value matchers")
+    mute_timings: list[Name] = Field(default_factory=list)
+    continue_: bool = Field(False, alias="continue", description="Keep matching the next routes too")
+    group_wait: Duration | None = None
+    repeat_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _matches(self) -> "Route":
+        if not (self.severity or self.team or self.matchers):
+            raise PydanticCustomError(
+                "route", "a route needs at least one of severity, team or matchers", {"at": "severity"}
+            )
+        return self
+
+
+class Policy(Model):
+    """The notification policy tree: a default receiver and routes tried in order."""
+
+    receiver: Name
+    group_by: list[str] = Field(default_factory=lambda: ["grafana_folder", "alertname"])
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+    routes: list[Route] = Field(default_factory=list)
+
+
+WEEKDAY_RE = r"^(monday|tuesday|wednesday|thursday|friday|saturday|sunday)(:(monday|tuesday|wednesday|thursday|friday|saturday|sunday))?$"
+
+
+class TimeRange(Model):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+class MuteTiming(Model):
+    """When matching routes stay quiet, e.g. warnings outside working hours."""
+
+    name: Name
+    weekdays: list[Annotated[str, Field(pattern=WEEKDAY_RE)]] = Field(default_factory=list)
+    times: list[TimeRange] = Field(default_factory=list)
+    days_of_month: list[Annotated[str, Field(pattern=r"^-?\d{1,2}(:-?\d{1,2})?$")]] = Field(default_factory=list)
+    location: str = "UTC"
+
+    @model_validator(mode="after")
+    def _some(self) -> "MuteTiming":
+        if not (self.weekdays or self.times or self.days_of_month):
+            raise PydanticCustomError("mute", "a mute timing needs weekdays, times or days_of_month", {"at": "weekdays"})
+        return self
+
+
+class Smtp(Model):
+    """Grafana's mail server, for email contact points."""
+
+    host: str = Field(pattern=r"^[A-Za-z0-9.-]+:\d+$", description="host:port")
+    user: str | None = None
+    password: SecretRef | None = None
+    from_address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    from_name: str = "obskit"
+
+
+class Alerting(Model):
+    """Grafana-managed alerting: rules, contact points, the notification policy and mute timings."""
+
+    rules: list[AlertRule] = Field(default_factory=list)
+    contact_points: list[ContactPoint] = Field(default_factory=list)
+    policy: Policy | None = Field(None, description="Required once contact points are declared")
+    mute_timings: list[MuteTiming] = Field(default_factory=list)
+    smtp: Smtp | None = None
+
+    @model_validator(mode="after")
+    def _refs(self) -> "Alerting":
+        def unique(items, what: str, field: str):
+            seen: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    raise PydanticCustomError(
+                        "duplicate", "duplicate {what} '{name}' (first at {field}[{j}])",
+                        {"what": what, "name": item.name, "field": field, "j": seen[item.name], "at": f"{field}[{i}].name"},
+                    )
+                seen[item.name] = i
+
+        unique(self.rules, "rule", "rules")
+        unique(self.contact_points, "contact point", "contact_points")
+        unique(self.mute_timings, "mute timing", "mute_timings")
+        contacts = [c.name for c in self.contact_points]
+        mutes = [m.name for m in self.mute_timings]
+        if self.contact_points and self.policy is None:
+            raise PydanticCustomError(
+                "policy", "contact points are declared but no policy routes alerts to them", {"at": "policy"}
+            )
+        if self.policy is not None:
+            receivers = [("policy.receiver", self.policy.receiver)] + [
+                (f"policy.routes[{i}].receiver", r.receiver) for i, r in enumerate(self.policy.routes)
+            ]
+            for where, name in receivers:
+                if name not in contacts:
+                    raise PydanticCustomError(
+                        "receiver", "receiver '{name}' is not a declared contact point ({known})",
+                        {"name": name, "known": ", ".join(contacts) or "none declared", "at": where},
+                    )
+            for i, route in enumerate(self.policy.routes):
+                for name in route.mute_timings:
+                    if name not in mutes:
+                        raise PydanticCustomError(
+                            "mute", "mute timing '{name}' is not declared under mute_timings",
+                            {"name": name, "at": f"policy.routes[{i}].mute_timings"},
+                        )
+        if any(c.type == "email" for c in self.contact_points) and self.smtp is None:
+            raise PydanticCustomError(
+                "smtp", "an email contact point needs alerting.smtp (Grafana's mail server)", {"at": "smtp"}
+            )
+        return self
+
+
 # --------------------------------------------------------------------------- environments
 
 
@@ -424,6 +684,7 @@ class Spec(Model):
     gateway: Gateway = Gateway()
     object_store: ObjectStore = ObjectStore()
     verify: Verify = Verify()
+    alerting: Alerting = Alerting()
     environments: dict[Name, Environment] = Field(min_length=1)
 
     @field_validator("tenants")
@@ -449,6 +710,19 @@ class Spec(Model):
                 "operators.tenant '{name}' is also a user tenant; pick a name of its own",
                 {"name": self.operators.tenant, "at": "operators.tenant"},
             )
+        if "ops" in names and self.operators.tenant != "ops":
+            raise PydanticCustomError(
+                "operators_tenant",
+                "tenant name 'ops' is reserved: the operators' datasources use the uids obskit-ops-logs/-metrics",
+                {"at": "tenants"},
+            )
+        for i, rule in enumerate(self.alerting.rules):
+            if rule.tenant is not None and rule.tenant not in [*names, self.operators.tenant]:
+                raise PydanticCustomError(
+                    "rule_tenant",
+                    "rule '{rule}' reads tenant '{name}', which is not declared ({names})",
+                    {"rule": rule.name, "name": rule.tenant, "names": ", ".join(names), "at": f"alerting.rules[{i}].tenant"},
+                )
         if self.collector.tenant is not None and self.collector.tenant not in names:
             raise PydanticCustomError(
                 "collector_tenant",
