@@ -326,6 +326,16 @@ def _runbook(value: str) -> str:
 RunbookUrl = Annotated[str, AfterValidator(_runbook)]
 
 
+def _rule_name(value: str) -> str:
+    if not re.match(RULE_NAME_RE, value):
+        raise PydanticCustomError(
+            "rule_name",
+            "bad rule name '{v}': rule names are CamelCase, thing then problem, e.g. HostCpuHigh (3-60 letters and digits)",
+            {"v": value},
+        )
+    return value
+
+
 class AlertRule(Model):
     """A Grafana-managed alert rule. The query runs as one tenant's reader; the rule fires
     when its value (the last point) is above (``gt``) or below (``lt``) ``threshold``
@@ -337,7 +347,7 @@ class AlertRule(Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, populate_by_name=True)
 
-    name: str = Field(pattern=RULE_NAME_RE, description="CamelCase, thing then problem: HostCpuHigh")
+    name: Annotated[str, AfterValidator(_rule_name)] = Field(description="CamelCase, thing then problem: HostCpuHigh")
     tenant: Name | None = Field(None, description="Whose data the query reads; default: the first tenant.")
     language: Literal["promql", "logql"] = "promql"
     expr: str = Field(min_length=1, description="PromQL, or a LogQL metric query")
