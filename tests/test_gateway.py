@@ -282,3 +282,31 @@ def test_access_log_reaches_the_collector_in_the_shape_it_parses(gw):
     assert any(e["route"] == "loki_query" and e["tenant"] == "sandbox" for e in parsed)
     secrets = [v for k, v in gw["plan"].secrets.items() if k.endswith("-password")]
     assert not any(s in m for m in gw["syslog"].messages for s in secrets)
+
+
+# --------------------------------------------------------------------------- self-monitoring
+
+
+def test_status_listener_serves_nginx_counters_for_the_collector(gw):
+    port = gw["plan"].ports["gateway"]["status"]
+    session = requests.Session()
+    session.trust_env = False
+    before = session.get(f"http://127.0.0.1:{port}/nginx-status", timeout=5)
+    assert before.status_code == 200
+    # The nginx receiver parses exactly this stub_status layout.
+    assert re.match(r"Active connections: \d+ \nserver accepts handled requests\n \d+ \d+ \d+ \n"
+                    r"Reading: \d+ Writing: \d+ Waiting: \d+ \n$", before.text), before.text
+    requests_before = int(before.text.split("\n")[2].split()[2])
+    call(gw, "GET", "/nginx-health")
+    after = session.get(f"http://127.0.0.1:{port}/nginx-status", timeout=5)
+    assert int(after.text.split("\n")[2].split()[2]) > requests_before
+    assert session.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 404
+
+
+def test_grafana_metrics_are_not_published_through_the_gateway(gw):
+    grafana = gw["stubs"]["grafana"]
+    before = len(grafana.seen)
+    r = call(gw, "GET", "/grafana/metrics")
+    assert r.status_code == 404
+    assert len(grafana.seen) == before  # never reached Grafana
+    assert call(gw, "GET", "/grafana/api/health").status_code == 200

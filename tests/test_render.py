@@ -196,6 +196,34 @@ def test_collector_config_uses_current_component_names(local_files):
     assert "basicauth/gateway" in cfg["service"]["extensions"]
 
 
+def test_collector_scrapes_every_stack_component_into_the_operators_tenant(local_files):
+    cfg = yaml.safe_load(local_files["configs/otelcol/config.yaml"])
+    scrape = {job["job_name"]: job for job in cfg["receivers"]["prometheus/self"]["config"]["scrape_configs"]}
+    assert set(scrape) == {"loki", "mimir", "grafana", "otelcol"}
+    assert scrape["mimir"]["static_configs"][0]["targets"] == [
+        "${env:OTELCOL_SCRAPE_MIMIR_1}", "${env:OTELCOL_SCRAPE_MIMIR_2}", "${env:OTELCOL_SCRAPE_MIMIR_3}"]
+    assert scrape["grafana"]["metrics_path"] == "/grafana/metrics"
+    # Upstream metric names are kept: the stack dashboard and rules query them as they are.
+    assert not any(job.get("trim_metric_suffixes") for job in scrape.values())
+    assert cfg["receivers"]["nginx/gateway"]["endpoint"] == "http://${env:OTELCOL_SCRAPE_GATEWAY}/nginx-status"
+    pipelines = cfg["service"]["pipelines"]
+    assert pipelines["metrics/self"]["exporters"] == ["otlp_http/ops"]
+    assert pipelines["metrics/gateway"]["exporters"] == ["otlp_http/ops"]
+    assert "resource/gateway" in pipelines["metrics/gateway"]["processors"]
+    # Every receiver, processor and exporter a pipeline names is declared, and every
+    # declared one is used (the collector refuses unknown ones and warns on unused ones).
+    used = {kind: {c for p in pipelines.values() for c in p[kind]} for kind in ("receivers", "processors", "exporters")}
+    for kind, names in used.items():
+        assert names == set(cfg[kind]), kind
+    bindings = json.loads(local_files["bindings.json"])["services"]["otelcol"]["env"]
+    assert bindings["OTELCOL_SCRAPE_LOKI"] == {"value": "loki:3100"}
+    assert bindings["OTELCOL_SCRAPE_GATEWAY"] == {"value": "gateway:8081"}
+    assert bindings["OTELCOL_SCRAPE_GRAFANA"] == {"value": "grafana:3000"}
+    # The operators' tenant keeps exact Prometheus names whatever the user tenants use.
+    runtime = yaml.safe_load(local_files["configs/mimir/runtime.yaml"])
+    assert runtime["overrides"]["ops"] == {"otel_metric_suffixes_enabled": False}
+
+
 def test_grafana_datasources_have_fixed_uids_and_env_secrets(local_files):
     doc = yaml.safe_load(local_files["configs/grafana/provisioning/datasources/obskit.yaml"])
     assert doc["apiVersion"] == 1
