@@ -1,10 +1,10 @@
 """Grafana-managed alerting, from the spec.
 
-Two kinds of rule files land in ``configs/grafana/provisioning/alerting/``:
+Two rule files land in ``configs/grafana/provisioning/alerting/``, made by the same code:
 
 - ``stack-rules.yaml``: obskit's own rules about the stack (a component down, ingestion
-  rejected, object store unreachable, gateway 5xx). Shipped as a file and copied as it is.
-- ``rules.yaml``: the rules declared under ``alerting.rules`` in the spec, generated here.
+  rejected, object store unreachable, gateway 5xx), from ``obskit/stack_rules.yaml``.
+- ``rules.yaml``: the rules declared under ``alerting.rules`` in the spec.
 
 ``notifications.yaml`` holds the contact points, the notification policy tree and the
 mute timings from the spec. Message templates ship as ``templates.yaml``.
@@ -14,8 +14,13 @@ byte-identical everywhere. What differs (webhook URLs, keys, tokens) is referenc
 ``$OBSKIT_CONTACT_<NAME>_<FIELD>`` and bound per environment, as secrets when the spec
 says ``env:``/``ssm:``.
 
-Grafana expands environment variables in most fields of these files (not in a query's
-``model``): a literal ``$`` in those fields is written ``$$``.
+Grafana expands environment variables in some fields of these files and not in others
+(Grafana 13 sources): rule labels, titles, contact-point settings and policies are
+expanded, so a literal ``$`` there is written ``$$``; annotations, queries (``model``) and
+message templates are not, so ``{{ $labels.x }}`` stays as it is written. Annotations
+therefore carry no variables: a runbook inside this stack's Grafana is a path
+(``grafana:/d/...`` in the spec), which the notification templates complete with
+Grafana's external URL.
 """
 
 from __future__ import annotations
@@ -86,14 +91,13 @@ def group(team: str, interval: str) -> str:
     return f"{team}-{interval}"
 
 
-GRAFANA_URL_VAR = "OBSKIT_GRAFANA_URL"
-
-
-def runbook(url: str) -> str:
-    """``grafana:/path`` points into this stack's own Grafana, wherever it runs."""
+def runbook(spec: Spec, url: str) -> str:
+    """``grafana:/path`` points into this stack's own Grafana, wherever it runs: the
+    same-origin path under Grafana's sub-path (the UI links it as it is; notification
+    templates put Grafana's external origin in front)."""
     if url.startswith("grafana:/"):
-        return f"${GRAFANA_URL_VAR}{url[len('grafana:'):]}"
-    return escape(url)
+        return f"{spec.grafana.sub_path}{url[len('grafana:'):]}"
+    return url
 
 
 def escape(text: str) -> str:
@@ -149,17 +153,34 @@ def grafana_rule(spec: Spec, rule: AlertRule) -> dict:
         "execErrState": "Error",
         "isPaused": False,
         "labels": {k: escape(v) for k, v in sorted(labels.items())},
+        # Annotations are not expanded by Grafana: written as they are.
         "annotations": {
-            "summary": escape(rule.summary),
-            "description": escape(rule.description),
-            "runbook_url": runbook(rule.runbook_url),
+            "summary": rule.summary,
+            "description": rule.description,
+            "runbook_url": runbook(spec, rule.runbook_url),
         },
     }
 
 
-def rules_document(spec: Spec) -> dict:
+STACK_TEAM = "stack"
+
+
+def stack_rules(spec: Spec) -> list[AlertRule]:
+    """obskit's rules about the stack itself, read as the operators' tenant."""
+    from importlib import resources
+
+    doc = yaml.safe_load(resources.files("obskit").joinpath("stack_rules.yaml").read_text(encoding="utf-8"))
+    out = []
+    for raw in doc["rules"]:
+        # Validated like a user's rule; then given the reserved team and the operators' tenant.
+        rule = AlertRule.model_validate(raw | {"team": "obskit"})
+        out.append(rule.model_copy(update={"team": STACK_TEAM, "tenant": spec.operators.tenant}))
+    return out
+
+
+def rules_document(spec: Spec, rules: list[AlertRule] | None = None) -> dict:
     groups: dict[tuple[str, str], list[AlertRule]] = {}
-    for rule in spec.alerting.rules:
+    for rule in spec.alerting.rules if rules is None else rules:
         groups.setdefault((rule.team, rule.interval), []).append(rule)
     return {
         "apiVersion": 1,
@@ -322,14 +343,23 @@ def notifications_document(spec: Spec) -> dict | None:
     return doc
 
 
-def dump(doc: dict) -> bytes:
+STACK_HEADER = (
+    "# obskit's own alert rules about the stack (from obskit/stack_rules.yaml), reading the\n"
+    "# operators' datasources. Every rule carries team=stack: route it in alerting.policy.\n"
+)
+
+
+def dump(doc: dict, header: str = HEADER) -> bytes:
     text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100)
-    return (HEADER + text).encode("utf-8")
+    return (header + text).encode("utf-8")
 
 
 def render_files(spec: Spec) -> dict[str, bytes]:
     """The generated alerting files (the shipped stack rules and templates are copied)."""
-    files = {SPEC_RULES: dump(rules_document(spec))}
+    files = {
+        SPEC_RULES: dump(rules_document(spec)),
+        STACK_RULES: dump(rules_document(spec, stack_rules(spec)), header=STACK_HEADER),
+    }
     notifications = notifications_document(spec)
     if notifications is not None:
         files[NOTIFICATIONS] = dump(notifications)
@@ -359,10 +389,6 @@ class RuleRow:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _unescape(text: str) -> str:
-    return text.replace("$$", "$")
 
 
 def _condition(rule: dict) -> str:
@@ -406,8 +432,8 @@ def rules_in(files: Mapping[str, bytes], uid_tenants: Mapping[str, str]) -> list
                         language="logql" if uid.endswith("-logs") else "promql",
                         query=query.get("model", {}).get("expr", ""),
                         condition=_condition(rule),
-                        summary=_unescape(annotations.get("summary", "")),
-                        runbook_url=_unescape(annotations.get("runbook_url", "")),
+                        summary=annotations.get("summary", ""),
+                        runbook_url=annotations.get("runbook_url", ""),
                     )
                 )
     return rows

@@ -245,8 +245,6 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     grafana: dict[str, Binding] = {
         "GF_SERVER_HTTP_PORT": str(topo.port["grafana"]["http"]),
         "GF_SERVER_ROOT_URL": f"{topo.public_url}{spec.grafana.sub_path}/",
-        # Links in alert annotations (runbooks) point into this Grafana.
-        "OBSKIT_GRAFANA_URL": f"{topo.public_url}{spec.grafana.sub_path}",
         "GF_SECURITY_ADMIN_PASSWORD": grafana_admin_password(spec),
         "GF_PATHS_DATA": topo.data_dir["grafana"],
         "OBSKIT_GATEWAY_URL": topo.gateway_url,

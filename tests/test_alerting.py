@@ -91,23 +91,32 @@ def test_user_rules_in_both_languages_with_their_own_folder_group_and_labels():
     assert queue["data"][2]["model"]["conditions"][0]["evaluator"] == {"type": "lt", "params": [0.1]}
 
 
-def test_dollar_signs_are_escaped_where_grafana_expands_variables_and_kept_in_queries():
+def test_dollar_signs_escaped_only_where_grafana_expands_variables(write_spec):
+    # Grafana 13 expands $VARS in rule labels (so a literal $ is written $$) but not in
+    # annotations or queries, where Go-template variables such as $labels must stay as written.
     rule = rules_by_title(fixture_files())["CheckoutErrorsHigh"]
-    # Grafana would expand "$labels" as an environment variable: the file says "$$labels".
-    assert "{{ $$labels.service_name }}" in rule["annotations"]["summary"]
+    assert rule["annotations"]["summary"] == "Checkout logs more than 10 errors in 5 minutes on {{ $labels.service_name }}"
     assert "$$" not in json.dumps(rule["data"])
+    path = write_spec(
+        "alerting:\n  rules:\n    - {name: CostHigh, expr: 'sum(cost) > 5', severity: info, team: core,"
+        " summary: 'cost {{ $value }}', description: d, runbook_url: https://x.test/, labels: {note: 'over $5'}}\n"
+    )
+    rule = rules_by_title(render(load_spec(path, environ={}), "local"))["CostHigh"]
+    assert rule["labels"]["note"] == "over $$5"
+    assert rule["annotations"]["summary"] == "cost {{ $value }}"
 
 
-def test_runbook_links_into_grafana_follow_the_environment_and_point_at_a_runbook_panel():
+def test_runbook_links_into_grafana_are_paths_under_its_sub_path_and_name_a_runbook_panel():
     files = default_files()
     runbooks = json.loads(files["configs/grafana/dashboards/runbooks.json"])
     panels = {f"panel-{p['id']}": p["title"] for p in runbooks["panels"]}
     for title, rule in rules_by_title(files).items():
         url = rule["annotations"]["runbook_url"]
-        assert url.startswith("$OBSKIT_GRAFANA_URL/d/obskit-runbooks/"), title
+        assert url.startswith("/grafana/d/obskit-runbooks/runbooks?viewPanel="), title
         assert panels[url.rsplit("viewPanel=", 1)[1]] == title
-    grafana = json.loads(files["bindings.json"])["services"]["grafana"]["env"]
-    assert grafana["OBSKIT_GRAFANA_URL"] == {"value": "https://localhost:8443/grafana"}
+    # Notifications complete the path with the origin of the alert's Grafana link.
+    templates = files[f"{alerting.ALERTING_DIR}/templates.yaml"].decode()
+    assert '{{ if match "^/" .Annotations.runbook_url }}' in templates and ".GeneratorURL" in templates
 
 
 def test_alerts_list_shows_stack_and_spec_rules(run_obskit):
@@ -221,7 +230,7 @@ def test_alerting_files_are_byte_identical_in_every_environment():
         assert local[rel] == prod[rel], rel
     # What differs is bound per environment.
     prod_env = json.loads(prod["bindings.json"])["services"]["grafana"]["env"]
-    assert prod_env["OBSKIT_GRAFANA_URL"] == {"value": "https://obs.example.com/grafana"}
+    assert prod_env["GF_SERVER_ROOT_URL"] == {"value": "https://obs.example.com/grafana/"}
 
 
 def test_rendering_alerting_is_deterministic():
