@@ -100,9 +100,10 @@ def endpoints(loop: Loopback, ca_file: str):
     """Verify endpoints of a loopback stack (the gateway on its loopback port)."""
     from obskit.bindings import tenant_names
     from obskit.secrets import gateway_users
-    from obskit.verify import Endpoints, provisioned_uids
+    from obskit.verify import Endpoints, provisioned_alerting, provisioned_uids
 
     ds, dash = provisioned_uids(loop.rendered / "configs")
+    rules, contacts = provisioned_alerting(loop.rendered / "configs")
     base = f"https://localhost:{loop.ports['gateway']['https']}"
     return Endpoints(
         gateway=base,
@@ -113,5 +114,7 @@ def endpoints(loop: Loopback, ca_file: str):
         tenants=tenant_names(loop.spec),
         datasource_uids=ds,
         dashboard_uids=dash,
+        rule_uids=rules,
+        contact_points=contacts,
         metric_suffixes=loop.spec.mimir.otel_metric_suffixes,
     )

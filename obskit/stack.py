@@ -297,7 +297,7 @@ def status(project: Project, env_name: str) -> list[ServiceState]:
 
 def endpoints(project: Project, env_name: str):
     """How verify reaches an environment's stack, from the spec and the secret store."""
-    from obskit.verify import Endpoints, provisioned_uids
+    from obskit.verify import Endpoints, provisioned_alerting, provisioned_uids
 
     env = project.resolved.environment(env_name)
     if not isinstance(env, ComposeEnvironment):
@@ -314,6 +314,7 @@ def endpoints(project: Project, env_name: str):
 
     ca = write_ca(project, env_name, values)
     ds, dash = provisioned_uids(project.env_dir(env_name) / "configs")
+    rules, contacts = provisioned_alerting(project.env_dir(env_name) / "configs")
     base = f"https://{env.hostname}:{env.ports.gateway_https}"
     return Endpoints(
         gateway=base,
@@ -324,5 +325,7 @@ def endpoints(project: Project, env_name: str):
         tenants=bindings.tenant_names(project.spec),
         datasource_uids=ds,
         dashboard_uids=dash,
+        rule_uids=rules,
+        contact_points=contacts,
         metric_suffixes=project.spec.mimir.otel_metric_suffixes,
     )

@@ -287,3 +287,26 @@ def test_verify_runner_against_real_loki_mimir_and_gateway(stack):
     outcomes = run_verify(ep, cases_for(plan.spec, kinds), deadline_seconds=30)
     assert [o.kind for o in outcomes] == kinds
     assert all(o.ok for o in outcomes), [(o.name, o.detail) for o in outcomes]
+
+
+def test_every_shipped_logql_query_parses_in_real_loki(stack):
+    """Dashboards, rules and correlations: each LogQL query as Loki itself parses it."""
+    from obskit.checks import shipped_logql
+    from obskit.logql import for_check
+
+    require_tool("loki", "build or install Loki 3.7 to run this test")
+    plan, procs, tmp_path = stack
+    start_loki(plan, procs, tmp_path)
+    files = {p.relative_to(plan.rendered).as_posix(): p.read_bytes()
+             for p in plan.rendered.rglob("*") if p.is_file()}
+    queries = shipped_logql(files)
+    assert queries
+    session = pinned_session()
+    for where, expr in queries:
+        r = session.get(f"{plan.url('loki')}/loki/api/v1/format_query", params={"query": for_check(expr)},
+                        headers={"X-Scope-OrgID": "apps"}, timeout=10)
+        assert r.status_code == 200, f"{where}: {r.status_code} {r.text}"
+    # And Loki refuses what obskit's own checker refuses.
+    r = session.get(f"{plan.url('loki')}/loki/api/v1/format_query", params={"query": 'count_over_time({a="b"})'},
+                    headers={"X-Scope-OrgID": "apps"}, timeout=10)
+    assert r.status_code == 400

@@ -21,7 +21,7 @@ from support import Proc, http_ok, wait_until
 def test_builtin_cases_are_data_in_order():
     kinds = [c.kind for c in builtin_cases()]
     assert kinds == ["logs", "metrics", "isolation_logs", "isolation_metrics",
-                     "grafana_health", "grafana_datasources", "grafana_dashboards"]
+                     "grafana_health", "grafana_datasources", "grafana_dashboards", "grafana_alerting"]
 
 
 def test_spec_extends_the_cases(write_spec):

@@ -267,7 +267,7 @@ class VerifyCase(Model):
     name: str = Field(min_length=1, max_length=80)
     kind: Literal[
         "logs", "metrics", "isolation_logs", "isolation_metrics",
-        "grafana_health", "grafana_datasources", "grafana_dashboards",
+        "grafana_health", "grafana_datasources", "grafana_dashboards", "grafana_alerting",
         "logql", "promql",
     ]
     tenant: Name | None = Field(None, description="Default: the first tenant.")

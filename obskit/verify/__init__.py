@@ -35,6 +35,8 @@ class Endpoints:
     datasource_uids: list[str]
     dashboard_uids: list[str]
     metric_suffixes: bool = False
+    rule_uids: list[str] = field(default_factory=list)  # provisioned alert rules
+    contact_points: list[str] = field(default_factory=list)  # provisioned contact point names
 
     def auth(self, tenant: str, role: str) -> tuple[str, str]:
         user = f"{tenant}-{role}"
@@ -379,6 +381,30 @@ class Runner:
             raise CheckFailed("missing dashboards: " + ", ".join(missing))
         return f"{len(self.ep.dashboard_uids)} dashboards present"
 
+    def _grafana_alerting(self, case, deadline) -> str:
+        """Every provisioned rule and contact point is loaded (by uid and name, never by id)."""
+        def loaded() -> bool:
+            r = self._grafana_get("/api/v1/provisioning/alert-rules")
+            if r.status_code != 200:
+                raise CheckFailed(f"/api/v1/provisioning/alert-rules answered {r.status_code}")
+            rules = {rule.get("uid") for rule in r.json()}
+            self.state.extra["missing_rules"] = sorted(set(self.ep.rule_uids) - rules)
+            r = self._grafana_get("/api/v1/provisioning/contact-points")
+            if r.status_code != 200:
+                raise CheckFailed(f"/api/v1/provisioning/contact-points answered {r.status_code}")
+            names = {point.get("name") for point in r.json()}
+            self.state.extra["missing_contacts"] = sorted(set(self.ep.contact_points) - names)
+            return not (self.state.extra["missing_rules"] or self.state.extra["missing_contacts"])
+
+        try:
+            _until(deadline, loaded, "every provisioned alert rule and contact point")
+        except CheckFailed:
+            missing = self.state.extra.get("missing_rules", []) + self.state.extra.get("missing_contacts", [])
+            if missing:
+                raise CheckFailed("not loaded: " + ", ".join(missing)) from None
+            raise
+        return f"{len(self.ep.rule_uids)} alert rules and {len(self.ep.contact_points)} contact points loaded"
+
 
 def run_verify(ep: Endpoints, cases: Sequence[VerifyCase], *, deadline_seconds: int = 60,
                on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
@@ -397,6 +423,19 @@ def report(outcomes: Sequence[Outcome]) -> str:
 
 def outcomes_json(outcomes: Sequence[Outcome]) -> str:
     return json.dumps([o.to_json() for o in outcomes], indent=2, sort_keys=True)
+
+
+def provisioned_alerting(configs_dir) -> tuple[list[str], list[str]]:
+    """(alert rule uids, contact point names) from a rendered configs/ folder."""
+    from pathlib import Path
+
+    rules: list[str] = []
+    contacts: list[str] = []
+    for path in sorted((Path(configs_dir) / "grafana" / "provisioning" / "alerting").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        rules += [r["uid"] for g in doc.get("groups", []) for r in g.get("rules", [])]
+        contacts += [c["name"] for c in doc.get("contactPoints", [])]
+    return rules, contacts
 
 
 def provisioned_uids(configs_dir) -> tuple[list[str], list[str]]:
