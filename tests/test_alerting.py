@@ -387,3 +387,22 @@ def test_stack_health_reads_the_operators_datasources_only():
     titles = " ".join(p["title"] for p in dash["panels"])
     for needed in ("per tenant", "Rejected", "401, 403, 429, 5xx", "up", "memory", "queue", "Object store errors"):
         assert needed in titles, needed
+
+
+def test_the_starter_notification_example_is_valid_when_uncommented(tmp_path):
+    from obskit.starter import starter_text
+
+    lines, out, inside = starter_text().splitlines(), [], False
+    for line in lines:
+        if line.startswith("  # contact_points:"):
+            inside = True
+        if inside and line.startswith("  # "):
+            line = "  " + line[4:]
+        elif inside and not line.startswith("  #"):
+            inside = False
+        out.append(line)
+    path = tmp_path / "obskit.yaml"
+    path.write_text("\n".join(out) + "\n")
+    spec = load_spec(path, environ={}).spec
+    assert {c.type for c in spec.alerting.contact_points} == {"email", "slack", "pagerduty", "teams", "webhook"}
+    assert spec.alerting.policy.routes[2].mute_timings == ["out-of-hours"]

@@ -66,9 +66,10 @@ def test_init_writes_a_commented_valid_starter(run_obskit, tmp_path):
     resolved = load_spec(path, environ={})
     assert list(resolved.spec.environments) == ["local"]
     # the commented AWS example becomes valid once uncommented
+    prod = next(i for i, line in enumerate(lines) if line.startswith("  # prod:"))
     uncommented = "\n".join(
-        line.replace("  # ", "  ", 1) if line.startswith("  # prod") or line.startswith("  #   ") else line
-        for line in text.splitlines()
+        line.replace("  # ", "  ", 1) if i >= prod and line.startswith("  # ") else line
+        for i, line in enumerate(lines)
     )
     path.write_text(uncommented)
     assert load_spec(path, environ={}).spec.environments["prod"].kind == "aws"
