@@ -363,6 +363,75 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
     click.echo(values[name])
 
 
+@cli.command("load")
+@click.argument("scenario")
+@env_option
+@spec_sets
+@click.option("--duration", help="Override the scenario's duration, e.g. 30s.")
+@click.option("--workers", type=int, help="Sending processes (default: the scenario's, else the CPU count).")
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: .obskit/load/<run>).")
+@click.option("--no-count", is_flag=True, help="Skip counting what arrived in Loki and Mimir afterwards.")
+@click.option("--no-freshness", is_flag=True, help="Skip the freshness probes during the run.")
+@json_option
+@click.pass_obj
+def load_cmd(obj: Ctx, scenario: str, env_name: str, sets, duration, workers, out, no_count, no_freshness,
+             as_json: bool) -> None:
+    """Run a load SCENARIO (steady, ramp, spike, high-cardinality, noisy-neighbour, or a
+    file) against an environment's gateway; write a JSON report and PNG plots."""
+    from obskit.loadgen.api import load
+    from obskit.loadgen.report import summary
+
+    progress = None if as_json else _LoadProgress()
+    try:
+        result = load(obj.load(sets), env_name, scenario, duration=duration, workers=workers,
+                      out=Path(out) if out else None, count=not no_count, freshness=not no_freshness,
+                      on_tick=progress.tick if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return
+    click.echo(summary(result.report))
+    click.echo("report: " + ", ".join(_rel(p) for p in result.files))
+
+
+class _LoadProgress:
+    """One live line: elapsed time, accepted rate and rejects per stream."""
+
+    def __init__(self) -> None:
+        import time
+
+        from rich.console import Console
+        from rich.live import Live
+
+        self._time = time
+        self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=True)
+        self.live.start()
+        self.last = 0.0
+
+    def tick(self, live) -> None:
+        now = self._time.time()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        elapsed = max(0.0, now - live.started)
+        if elapsed == 0:
+            self.live.update("starting workers...")
+            return
+        parts = []
+        for key, t in sorted(live.totals.items()):
+            rejected = sum(t["rejected"].values())
+            parts.append(f"{key} {live.rate(key):,.0f}/s ok" + (f", {rejected:,} rejected" if rejected else "")
+                         + (f", {t['failed']:,} failed" if t["failed"] else ""))
+        shown = min(elapsed, live.duration)
+        phase = "" if elapsed <= live.duration else " (counting)"
+        self.live.update(f"[{shown:5.1f}/{live.duration:g}s]{phase} " + " | ".join(parts))
+
+    def close(self) -> None:
+        self.live.stop()
+
+
 @cli.group()
 def alerts() -> None:
     """Alert rules, contact points and routing, as provisioned into Grafana."""

@@ -1,0 +1,181 @@
+"""The coordinator: plans the workers, starts them in separate processes, aggregates what
+they report into a per-second timeline, samples freshness during the run, and counts what
+arrived at the backend afterwards."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from obskit.loadgen.scenario import Scenario, seconds
+from obskit.loadgen.worker import Target, Task, WorkerPlan, work
+
+SPAWN_GRACE_S = 1.5
+
+
+def plan_workers(scenario: Scenario, target: Target, run_id: str, workers: int, tenants: dict[str | None, str],
+                 start_at: float) -> list[WorkerPlan]:
+    """Split every tenant's services over the workers; each takes its share of the rate."""
+    plans = []
+    for w in range(workers):
+        tasks = []
+        for load in scenario.tenants:
+            tenant = tenants[load.tenant]
+            mine = tuple(i for i in range(scenario.services) if i % workers == w)
+            share = len(mine) / scenario.services
+            for signal, profile in (("logs", load.logs), ("metrics", load.points)):
+                if profile and mine and any(p.rate > 0 for p in profile):
+                    tasks.append(Task(tenant, signal, tuple(profile), share, mine))
+        if tasks:
+            plans.append(WorkerPlan(w, scenario, target, run_id, start_at, tuple(tasks)))
+    return plans
+
+
+@dataclass
+class Live:
+    """What the coordinator knows so far; the progress line reads it."""
+
+    started: float
+    duration: float
+    totals: dict[str, dict] = field(default_factory=dict)  # key -> latest totals, summed over workers
+    per_worker: dict[tuple[int, str], dict] = field(default_factory=dict)
+    timeline: dict[str, dict[int, dict]] = field(default_factory=dict)
+    freshness: dict[str, list[dict]] = field(default_factory=lambda: {"logs": [], "metrics": []})
+    cpu_seconds: dict[int, float] = field(default_factory=dict)
+
+    def absorb(self, worker: int, payload: dict) -> None:
+        for key, snap in payload.items():
+            self.per_worker[(worker, key)] = snap["totals"]
+            line = self.timeline.setdefault(key, {})
+            for sec, delta in snap["seconds"].items():
+                b = line.setdefault(int(sec), {"offered": 0, "accepted": 0, "rejected": 0, "failed": 0, "latency_ms": []})
+                for k in ("offered", "accepted", "rejected", "failed"):
+                    b[k] += delta[k]
+                b["latency_ms"].extend(delta["latency_ms"])
+        self.totals = {}
+        for (_, key), t in self.per_worker.items():
+            agg = self.totals.setdefault(key, {"offered": 0, "accepted": 0, "failed": 0, "retries": 0,
+                                               "rejected": {}, "responses": {}})
+            for k in ("offered", "accepted", "failed", "retries"):
+                agg[k] += t[k]
+            for k in ("rejected", "responses"):
+                for status, n in t[k].items():
+                    agg[k][status] = agg[k].get(status, 0) + n
+
+    def rate(self, key: str, window: int = 3) -> float:
+        """Accepted items per second over the last complete seconds."""
+        line = self.timeline.get(key, {})
+        now = int(time.time() - self.started)
+        secs = [s for s in range(now - window, now) if s >= 0]
+        return sum(line.get(s, {}).get("accepted", 0) for s in secs) / max(1, len(secs))
+
+
+def _probe_freshness(probes, tenant: str, live: Live, stop: threading.Event, every: float) -> None:
+    """Every ``every`` seconds, send a marker log line and a marker sample, and time how long
+    each takes to become queryable (in threads, so probes overlap a slow backend)."""
+    from obskit.verify import metric_name, push_log, push_metric, query_logs, query_metrics
+
+    def one(signal: str) -> None:
+        marker = uuid.uuid4().hex
+        sent_at = time.time()
+        try:
+            if signal == "logs":
+                push_log(probes, tenant, marker)
+                found = lambda: bool(query_logs(probes, tenant, f'{{service_name="obskit-verify"}} |= "{marker}"',
+                                                since_seconds=600))
+            else:
+                push_metric(probes, tenant, marker)
+                found = lambda: bool(query_metrics(probes, tenant, f'{metric_name(probes)}{{marker="{marker}"}}'))
+            deadline = sent_at + 120
+            while time.time() < deadline:
+                if found():
+                    live.freshness[signal].append({"t": round(sent_at - live.started, 2),
+                                                   "seconds": round(time.time() - sent_at, 3)})
+                    return
+                time.sleep(0.2)
+            live.freshness[signal].append({"t": round(sent_at - live.started, 2), "seconds": None})
+        except Exception as exc:  # noqa: BLE001 - a failed probe is a data point, not a crash
+            live.freshness[signal].append({"t": round(sent_at - live.started, 2), "seconds": None, "error": str(exc)[:200]})
+
+    threads = []
+    while not stop.wait(every):
+        for signal in ("logs", "metrics"):
+            t = threading.Thread(target=one, args=(signal,), daemon=True)
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(timeout=130)
+
+
+def run(
+    scenario: Scenario,
+    target: Target,
+    *,
+    tenants: dict[str | None, str],
+    workers: int | None = None,
+    run_id: str | None = None,
+    probes=None,
+    on_tick: Callable[[Live], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> Live:
+    """Run a scenario against a target. ``tenants`` maps each scenario tenant (None for the
+    default) to a real tenant name; ``probes`` (verify Endpoints) enables freshness probes."""
+    run_id = run_id or uuid.uuid4().hex[:10]
+    workers = workers or scenario.workers or os.cpu_count() or 1
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    stop_mp = ctx.Event()
+    start_at = time.time() + SPAWN_GRACE_S + 0.2 * workers
+    plans = plan_workers(scenario, target, run_id, workers, tenants, start_at)
+    live = Live(started=start_at, duration=scenario.duration_s)
+    procs = [ctx.Process(target=work, args=(plan, queue, stop_mp), daemon=True) for plan in plans]
+    for p in procs:
+        p.start()
+    probe_stop = threading.Event()
+    probe_threads = []
+    if probes is not None:
+        every = seconds(scenario.freshness_every)
+        for tenant in dict.fromkeys(tenants[t.tenant] for t in scenario.tenants):
+            th = threading.Thread(target=_probe_freshness, args=(probes, tenant, live, probe_stop, every), daemon=True)
+            th.start()
+            probe_threads.append(th)
+    done: set[int] = set()
+    try:
+        while len(done) < len(plans):
+            if stop_event is not None and stop_event.is_set():
+                stop_mp.set()
+            try:
+                kind, index, payload = queue.get(timeout=0.25)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs) and queue.empty():
+                    break  # a worker died without reporting
+                if on_tick:
+                    on_tick(live)
+                continue
+            if kind == "stats":
+                live.absorb(index, payload)
+            else:
+                live.absorb(index, payload["stats"])
+                live.cpu_seconds[index] = payload["cpu_seconds"]
+                done.add(index)
+            if on_tick:
+                on_tick(live)
+    finally:
+        stop_mp.set()
+        probe_stop.set()
+        for th in probe_threads:
+            th.join(timeout=130)
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    live.run_id = run_id  # type: ignore[attr-defined]
+    live.workers = len(plans)  # type: ignore[attr-defined]
+    live.lost_workers = len(plans) - len(done)  # type: ignore[attr-defined]
+    return live

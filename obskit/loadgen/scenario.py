@@ -1,0 +1,134 @@
+"""Load scenarios: files in ``load/scenarios/`` (or any path), validated like the spec."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from obskit.errors import UsageError
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+MAX_POINTS_PER_SERIES_PER_S = 1000  # one point per series per millisecond at most
+
+
+def seconds(text: str | int | float) -> float:
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"bad duration {text!r}: write 30s, 2m, 500ms")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Point(_Model):
+    at: str | float = Field(description="Time from the start: 0s, 30s, 2m")
+    rate: float = Field(ge=0, description="Items per second at that time")
+
+    @property
+    def t(self) -> float:
+        return seconds(self.at)
+
+
+Profile = list[Point]
+
+
+def rate_at(profile: Profile, t: float) -> float:
+    """Piecewise linear between points; the first rate before, the last after."""
+    if not profile:
+        return 0.0
+    if t <= profile[0].t:
+        return profile[0].rate
+    for a, b in zip(profile, profile[1:]):
+        if a.t <= t <= b.t:
+            if b.t == a.t:
+                return b.rate
+            return a.rate + (b.rate - a.rate) * (t - a.t) / (b.t - a.t)
+    return profile[-1].rate
+
+
+def items_until(profile: Profile, t: float, step: float = 0.01) -> float:
+    """The integral of the rate from 0 to t (items due by then)."""
+    if not profile or t <= 0:
+        return 0.0
+    total, x = 0.0, 0.0
+    knots = sorted({p.t for p in profile if 0 < p.t < t} | {t})
+    for k in knots:
+        total += (rate_at(profile, x) + rate_at(profile, k)) / 2 * (k - x)
+        x = k
+    return total
+
+
+class TenantLoad(_Model):
+    tenant: str | None = Field(None, description="Default: the spec's first tenant")
+    logs: Profile = Field(default_factory=list)
+    points: Profile = Field(default_factory=list)
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    duration: str = "60s"
+    workers: int | None = Field(None, ge=1, le=64, description="Sending processes; default: the CPU count")
+    services: int = Field(20, ge=1, le=100000, description="Distinct service.name values per tenant (Loki streams)")
+    series_per_service: int = Field(50, ge=1, le=100000, description="Gauge series per service (Mimir series)")
+    body_bytes: int = Field(120, ge=0, le=65536)
+    batch_logs: int = Field(1000, ge=1, le=100000)
+    batch_points: int = Field(2000, ge=1, le=200000)
+    retries: int = Field(3, ge=0, le=20)
+    compression: Literal["none", "gzip"] = "none"
+    freshness_every: str = "5s"
+    tenants: list[TenantLoad] = Field(min_length=1)
+
+    @property
+    def duration_s(self) -> float:
+        return seconds(self.duration)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scenario":
+        seconds(self.duration)
+        seconds(self.freshness_every)
+        series = self.services * self.series_per_service
+        for t in self.tenants:
+            for p in t.logs + t.points:
+                seconds(p.at)
+            peak = max((p.rate for p in t.points), default=0)
+            if peak > series * MAX_POINTS_PER_SERIES_PER_S:
+                raise PydanticCustomError(
+                    "series", "{peak} points/s over {series} series is more than one point per series per "
+                    "millisecond: raise services or series_per_service", {"peak": peak, "series": series})
+        return self
+
+
+def scenario_dir() -> Path:
+    from obskit.resources import data_root
+
+    return data_root() / "load" / "scenarios"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in scenario_dir().glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    path = Path(name_or_path)
+    if not path.exists():
+        path = scenario_dir() / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise UsageError(f"no scenario '{name_or_path}'", hint="one of: " + ", ".join(available()) + ", or a file path")
+    try:
+        return Scenario.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise UsageError(f"{path}: {where}: {first['msg']}", hint="see load/README.md for the scenario format") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: {exc}") from None

@@ -1,0 +1,121 @@
+"""A counting OTLP/HTTP receiver: decodes every request with the official protobuf
+classes and counts log records and metric data points per tenant (``X-Scope-OrgID`` as
+the gateway sets it, else the basic-auth user). ``GET /counts`` returns them as JSON.
+
+Used by obskit's tests (behind the real gateway) and by the generator benchmark; it can
+answer a fixed status instead of 200 to exercise rejections.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: dict[str, dict[str, int]] = {}
+
+    def add(self, tenant: str, key: str, n: int) -> None:
+        with self.lock:
+            t = self.data.setdefault(tenant, {"logs": 0, "points": 0, "requests": 0, "bad": 0})
+            t[key] += n
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return json.loads(json.dumps(self.data))
+
+
+def count_items(path: str, body: bytes) -> tuple[str, int]:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    if path.endswith("/logs"):
+        req = ExportLogsServiceRequest.FromString(body)
+        return "logs", sum(len(s.log_records) for r in req.resource_logs for s in r.scope_logs)
+    req = ExportMetricsServiceRequest.FromString(body)
+    n = 0
+    for r in req.resource_metrics:
+        for s in r.scope_metrics:
+            for m in s.metrics:
+                kind = m.WhichOneof("data")
+                n += len(getattr(m, kind).data_points) if kind else 0
+    return "points", n
+
+
+def make_server(host: str, port: int, counts: Counts, status: int = 200) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            tenant = self.headers.get("X-Scope-OrgID") or _user(self.headers.get("Authorization", ""))
+            try:
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                key, n = count_items(self.path, body)
+            except Exception:  # noqa: BLE001 - a malformed body is counted, then refused
+                counts.add(tenant, "bad", 1)
+                self._answer(400, b"malformed OTLP")
+                return
+            if status == 200:
+                counts.add(tenant, key, n)
+                counts.add(tenant, "requests", 1)
+            self._answer(status, b"")
+
+        def do_GET(self):  # noqa: N802
+            if self.path == "/counts":
+                self._answer(200, json.dumps(counts.snapshot()).encode(), "application/json")
+            else:
+                self._answer(404, b"")
+
+        def _answer(self, code: int, payload: bytes, ctype: str = "application/x-protobuf") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def _user(authorization: str) -> str:
+    if authorization.startswith("Basic "):
+        try:
+            return base64.b64decode(authorization[6:]).decode().split(":", 1)[0]
+        except ValueError:
+            pass
+    return "-"
+
+
+class Sink:
+    """A sink listening on one or more loopback ports, sharing one set of counts."""
+
+    def __init__(self, ports: list[int], host: str = "127.0.0.1", status: int = 200) -> None:
+        self.counts = Counts()
+        self.servers = [make_server(host, p, self.counts, status) for p in ports]
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
+
+    def start(self) -> "Sink":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+
+
+def serve_forever(port: int, host: str = "127.0.0.1") -> None:
+    """Run a sink in this process until killed (the benchmark starts it in its own process)."""
+    make_server(host, port, Counts()).serve_forever()
