@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -69,3 +70,21 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, procs: Sequ
 
 def http_ok(url: str, **kw) -> bool:
     return requests.get(url, timeout=2, **kw).status_code == 200
+
+
+@contextmanager
+def running_gateway(plan, tmp: Path):
+    """The real nginx gateway for a loopback plan, started and ready; yields the base URL
+    and the CA file that verifies it. Stopped on exit."""
+    from obskit.tools import nginx
+
+    prepared = nginx.prepare(plan.rendered / "configs" / "gateway", plan.env["gateway"])
+    ca = tmp / "ca.pem"
+    ca.write_text(plan.secrets["gateway-ca-cert"])
+    base = f"https://localhost:{plan.ports['gateway']['https']}"
+    server = nginx.Server(prepared.conf).start()
+    try:
+        server.wait_ready(lambda: http_ok(f"{base}/nginx-health", verify=str(ca)))
+        yield base, ca
+    finally:
+        server.stop()

@@ -4,7 +4,6 @@ for Grafana; the checks that guard them (promtool, LogQL, datasource uids); pari
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -18,11 +18,10 @@ import yaml
 from obskit import loopback
 from obskit.render import render, write_environment
 from obskit.spec.load import load_spec
-from obskit.tools import nginx
 
 from conftest import require_tool
 from stubs import Stub, SyslogSink
-from support import http_ok, wait_until
+from support import running_gateway, wait_until
 
 RATE, BURST = 1, 3  # apps' writer and reader: 1 request/s, burst 3 (slow enough for busy CI machines)
 
@@ -42,17 +41,11 @@ def gw(tmp_path_factory):
     stubs = {name: Stub(name, plan.ports[name]["http"]).start()
              for name in ["loki", "otelcol", "grafana", *resolved.spec.mimir_replicas]}
     syslog = SyslogSink(plan.ports["otelcol"]["syslog"])
-    prepared = nginx.prepare(tmp / "env/configs/gateway", plan.env["gateway"])
-    ca = tmp / "ca.pem"
-    ca.write_text(plan.secrets["gateway-ca-cert"])
-    base = f"https://localhost:{plan.ports['gateway']['https']}"
-    server = nginx.Server(prepared.conf).start()
     try:
-        server.wait_ready(lambda: http_ok(f"{base}/nginx-health", verify=str(ca)))
-        yield {"base": base, "ca": str(ca), "plan": plan, "stubs": stubs, "syslog": syslog,
-               "files": files, "access_log": Path(plan.env["gateway"]["OBSKIT_GW_ACCESS_LOG"])}
+        with running_gateway(plan, tmp) as (base, ca):
+            yield {"base": base, "ca": str(ca), "plan": plan, "stubs": stubs, "syslog": syslog,
+                   "files": files, "access_log": Path(plan.env["gateway"]["OBSKIT_GW_ACCESS_LOG"])}
     finally:
-        server.stop()
         syslog.stop()
         for stub in stubs.values():
             stub.stop()

@@ -18,13 +18,12 @@ from obskit.loadgen import wire
 from obskit.loadgen.run import run
 from obskit.loadgen.scenario import Scenario, available, items_until, load_scenario, rate_at
 from obskit.loadgen.sink import Sink
-from obskit.loadgen.worker import Target
+from obskit.loadgen.api import target_for
 from obskit.render import render, write_environment
 from obskit.spec.load import load_spec
-from obskit.tools import nginx
 
 from conftest import require_tool
-from support import http_ok
+from support import running_gateway
 
 # --------------------------------------------------------------------------- encoding
 
@@ -115,19 +114,11 @@ def gateway_and_sink(tmp_path_factory):
     write_environment(render(resolved, "local"), tmp / "env")
     plan = loopback.plan(resolved.spec, tmp / "env", tmp / "work")
     sink = Sink([plan.ports["loki"]["http"], *[plan.ports[r]["http"] for r in resolved.spec.mimir_replicas]]).start()
-    prepared = nginx.prepare(tmp / "env/configs/gateway", plan.env["gateway"])
-    ca = tmp / "ca.pem"
-    ca.write_text(plan.secrets["gateway-ca-cert"])
-    base = f"https://localhost:{plan.ports['gateway']['https']}"
-    server = nginx.Server(prepared.conf).start()
     try:
-        server.wait_ready(lambda: http_ok(f"{base}/nginx-health", verify=str(ca)))
-        target = Target(base_url=base, ca_file=str(ca), auth={
-            t: "Basic " + __import__("base64").b64encode(f"{t}-write:{plan.secrets[f'tenant-{t}-write-password']}".encode()).decode()
-            for t in ("apps", "sandbox")})
-        yield {"target": target, "sink": sink, "access_log": Path(plan.env["gateway"]["OBSKIT_GW_ACCESS_LOG"]), "tmp": tmp}
+        with running_gateway(plan, tmp) as (base, ca):
+            target = target_for(loopback.endpoints(plan, str(ca)), ["apps", "sandbox"])
+            yield {"target": target, "sink": sink, "access_log": Path(plan.env["gateway"]["OBSKIT_GW_ACCESS_LOG"])}
     finally:
-        server.stop()
         sink.stop()
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from obskit.testing import docker_available
 
+from e2e.helpers import obskit, write_project
+
 
 def pytest_collection_modifyitems(config, items):
     reason = docker_available()
@@ -15,3 +17,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def project_dir(tmp_path):
+    """A project with a unique name and free ports; torn down (volumes too) whatever happens."""
+    write_project(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        obskit(tmp_path, "down", "--volumes", check=False)

@@ -6,26 +6,25 @@ healthy, every dashboard and every rule (the verify checks)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from obskit.loopback import free_port
 from obskit.project import Project
 from obskit.spec.load import load_spec
 from obskit.stack import endpoints
 from obskit.verify import exporter_kwargs
 
+from e2e.helpers import obskit, write_project
+
 pytestmark = pytest.mark.docker
 
-INTERVAL_S, MARGIN_S = 10, 120  # the rule is evaluated every 10 s; Grafana may take a while to load it
+INTERVAL_S, MARGIN_S = 10, 120
+SINK_ENV = {"E2E_SINK_TOKEN": "e2e-token"}  # the rule is evaluated every 10 s; Grafana may take a while to load it
 
 
 class Sink:
@@ -60,21 +59,10 @@ def bridge_address() -> str:
     return out.stdout.strip() if out.returncode == 0 and sys.platform.startswith("linux") and out.stdout.strip() else "127.0.0.1"
 
 
-def obskit(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")} | {"E2E_SINK_TOKEN": "e2e-token"}
-    proc = subprocess.run([sys.executable, "-m", "obskit.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"obskit {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture
 def alerting_project(tmp_path):
     sink = Sink(bridge_address())
-    ports = {k: free_port() for k in ("gateway_https", "gateway_http", "otlp_grpc", "object_store_console")}
-    (tmp_path / "obskit.yaml").write_text(
-        f"project: e2e-{uuid.uuid4().hex[:8]}\n"
+    write_project(tmp_path, extra=(
         "alerting:\n"
         "  rules:\n"
         "    - name: E2eSyntheticHigh\n"
@@ -96,13 +84,11 @@ def alerting_project(tmp_path):
         "    receiver: sink\n"
         "    group_wait: 1s\n"
         "    group_interval: 10s\n"
-        "environments:\n  local:\n    kind: compose\n    ports:\n"
-        + "".join(f"      {k}: {v}\n" for k, v in ports.items())
-    )
+    ))
     try:
         yield tmp_path, sink
     finally:
-        obskit(tmp_path, "down", "--volumes", check=False)
+        obskit(tmp_path, "down", "--volumes", check=False, env=SINK_ENV)
         sink.stop()
 
 
@@ -123,7 +109,7 @@ def push_gauge(ep, tenant: str, value: float) -> None:
 
 def test_an_induced_condition_notifies_the_webhook_within_its_window(alerting_project):
     cwd, sink = alerting_project
-    up = json.loads(obskit(cwd, "up", "--json").stdout)
+    up = json.loads(obskit(cwd, "up", "--json", env=SINK_ENV).stdout)
     by_kind = {o["kind"]: o for o in up["verify"]}
     for kind in ("grafana_datasources", "grafana_dashboards", "grafana_alerting"):
         assert by_kind[kind]["ok"], by_kind[kind]

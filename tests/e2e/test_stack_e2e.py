@@ -7,46 +7,19 @@ Every test uses its own project name and free host ports, and always tears down.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from obskit.loopback import free_port
 from obskit.project import Project
 from obskit.spec.load import load_spec
 from obskit.stack import endpoints
 from obskit.verify import cases_for, query_logs, run_verify
 
+from e2e.helpers import obskit
+
 pytestmark = pytest.mark.docker
-
-
-def obskit(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")}
-    proc = subprocess.run([sys.executable, "-m", "obskit.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"obskit {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture
-def project_dir(tmp_path):
-    """A project with a unique name and free ports; torn down (volumes too) whatever happens."""
-    ports = {k: free_port() for k in ("gateway_https", "gateway_http", "otlp_grpc", "object_store_console")}
-    (tmp_path / "obskit.yaml").write_text(
-        f"project: e2e-{uuid.uuid4().hex[:8]}\n"
-        "environments:\n  local:\n    kind: compose\n    ports:\n"
-        + "".join(f"      {k}: {v}\n" for k, v in ports.items())
-    )
-    try:
-        yield tmp_path
-    finally:
-        obskit(tmp_path, "down", "--volumes", check=False)
 
 
 def container_ids(cwd: Path) -> dict[str, str]:
