@@ -432,6 +432,44 @@ class _LoadProgress:
         self.live.stop()
 
 
+@cli.command("parity")
+@click.argument("env_a")
+@click.argument("env_b")
+@spec_sets
+@json_option
+@click.pass_obj
+def parity_cmd(obj: Ctx, env_a: str, env_b: str, sets, as_json: bool) -> None:
+    """Show that ENV_A and ENV_B run byte-identical configs; list their binding
+    differences side by side. Exits 6 on any config drift."""
+    from obskit.parity import ConfigDrift, parity
+
+    result = parity(obj.load(sets), env_a, env_b)
+    _out(result.to_json(), as_json, _print_parity)
+    if not result.ok:
+        raise ConfigDrift(f"{len(result.drift)} config file(s) differ between {env_a} and {env_b}",
+                          hint="configs must be byte-identical; move what differs into a binding")
+
+
+def _print_parity(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    a, b = data["env_a"], data["env_b"]
+    console = Console(width=max(Console().width, 120))
+    if data["ok"]:
+        console.print(f"configs: {len(data['identical'])} files byte-identical in {a} and {b}")
+    else:
+        console.print(f"configs: {len(data['drift'])} file(s) DIFFER ({len(data['identical'])} identical):")
+        for d in data["drift"]:
+            console.print(f"  {d['path']}: {a} {d[a] or 'missing'}, {b} {d[b] or 'missing'}")
+    table = Table(title=f"Bindings that differ ({len(data['bindings'])})", title_justify="left")
+    for col in ("service", "variable", a, b):
+        table.add_column(col, overflow="fold")
+    for row in data["bindings"]:
+        table.add_row(row["service"], row["variable"], row[a], row[b])
+    console.print(table)
+
+
 @cli.group()
 def alerts() -> None:
     """Alert rules, contact points and routing, as provisioned into Grafana."""
