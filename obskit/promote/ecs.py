@@ -1,0 +1,151 @@
+"""ECS container definitions and the Terraform variables, from the spec and the AWS
+binding table. Terraform owns the task definitions; obskit decides what goes in them.
+
+Placeholders that only Terraform can fill are written as ``__OBSKIT_OUTPUT_<name>__``
+(deploy-time outputs such as the database endpoint) and ``__OBSKIT_SSM_ARN__`` (the ARN
+prefix of this environment's SSM parameters); the ecs module replaces them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from obskit import bindings
+from obskit.promote.components import components
+from obskit.promote.images import ImagePlan
+from obskit.spec.model import AwsEnvironment, Spec
+
+SSM_ARN = "__OBSKIT_SSM_ARN__"
+PROBE_INTERVAL = 15
+
+
+def output_placeholder(name: str) -> str:
+    return f"__OBSKIT_OUTPUT_{name}__"
+
+
+def ssm_prefix(spec: Spec, env_name: str) -> str:
+    return f"/obskit/{spec.project}/{env_name}"
+
+
+def ssm_parameter(spec: Spec, env_name: str, secret: bindings.Secret) -> str:
+    """Where a secret lives in SSM: its own ssm:/path, else obskit's prefix/name."""
+    if secret.ref and secret.ref.startswith("ssm:"):
+        return secret.ref[4:]
+    return f"{ssm_prefix(spec, env_name)}/{secret.name}"
+
+
+def log_group(spec: Spec, env_name: str, service: str) -> str:
+    return f"/obskit/{spec.project}/{env_name}/{service}"
+
+
+def _probe(service: str, image: str, url: str, region: str, group: str) -> dict:
+    """A sidecar that probes a distroless container from inside the task (same network
+    namespace), as compose's readiness service does: healthy only while the URL answers."""
+    return {
+        "name": f"{service}-probe",
+        "image": image,
+        "essential": True,
+        "entryPoint": ["/bin/sh", "-c"],
+        "command": ["trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+        "healthCheck": {"command": ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || exit 1"],
+                        "interval": PROBE_INTERVAL, "timeout": 5, "retries": 3, "startPeriod": 60},
+        "logConfiguration": _logs(region, group, "probe"),
+        "dependsOn": [{"containerName": service, "condition": "START"}],
+    }
+
+
+def _logs(region: str, group: str, prefix: str) -> dict:
+    return {"logDriver": "awslogs", "options": {"awslogs-group": group, "awslogs-region": region,
+                                                "awslogs-stream-prefix": prefix}}
+
+
+def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> dict[str, list[dict]]:
+    """service -> its task's containers. ``images`` maps component -> image URI."""
+    env = spec.environments[env_name]
+    assert isinstance(env, AwsEnvironment)
+    comps = components(spec.grafana.sub_path)
+    out: dict[str, list[dict]] = {}
+    for name, service in sorted(bindings.services(spec, env_name).items()):
+        comp = comps[service.component]
+        environment, secrets = [], []
+        for var, b in sorted(service.env.items()):
+            if isinstance(b, bindings.Secret):
+                secrets.append({"name": var, "valueFrom": SSM_ARN + ssm_parameter(spec, env_name, b)})
+            elif isinstance(b, bindings.Output):
+                environment.append({"name": var, "value": output_placeholder(b.name)})
+            else:
+                environment.append({"name": var, "value": b})
+        group = log_group(spec, env_name, name)
+        main = {
+            "name": name,
+            "image": images[service.component],
+            "essential": True,
+            "portMappings": [{"name": p, "containerPort": port, "hostPort": port, "protocol": proto}
+                             for p, port, proto in comp.ports],
+            "environment": environment,
+            "secrets": secrets,
+            "logConfiguration": _logs(env.region, group, name),
+            "stopTimeout": 60,
+        }
+        if comp.command:
+            main["command"] = list(comp.command)
+        containers = [main]
+        url = f"{comp.health_scheme}://localhost:{comp.health_port}{comp.health_path}"
+        if comp.health_command is not None:
+            main["healthCheck"] = {"command": ["CMD", *comp.health_command], "interval": PROBE_INTERVAL,
+                                   "timeout": 5, "retries": 3, "startPeriod": 60}
+        else:
+            containers.append(_probe(name, spec.images.gateway, url, env.region, group))
+        out[name] = containers
+    return out
+
+
+def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes: dict[str, str],
+           registry: str) -> dict:
+    """Everything the root module needs, as JSON-ready data."""
+    env = spec.environments[env_name]
+    assert isinstance(env, AwsEnvironment)
+    comps = components(spec.grafana.sub_path)
+    images = {c: plans[c].uri(registry) for c in plans}
+    defs = container_definitions(spec, env_name, images)
+    buckets = {k: env.bucket_prefix + v for k, v in spec.object_store.buckets.model_dump().items()}
+    services = {}
+    for name, service in sorted(bindings.services(spec, env_name).items()):
+        comp = comps[service.component]
+        size = getattr(env.sizes, service.component)
+        services[name] = {
+            "component": service.component,
+            "cpu": size.cpu,
+            "memory": size.memory,
+            "desired_count": 1,
+            "port": comp.health_port,
+            "health_path": comp.health_path,
+            "buckets": [buckets[b] for b in comp.task_role_buckets],
+            "container_definitions": json.dumps(defs[name], sort_keys=True),
+        }
+    return {
+        "project": spec.project,
+        "environment": env_name,
+        "region": env.region,
+        "domain": env.domain,
+        "hosted_zone_id": env.hosted_zone_id,
+        "certificate_arn": env.certificate_arn,
+        "vpc_cidr": env.vpc_cidr,
+        "service_namespace": env.service_namespace,
+        "log_retention_days": env.log_retention_days,
+        "ssm_prefix": ssm_prefix(spec, env_name),
+        "buckets": buckets,
+        "database": {
+            "engine_version": env.database.engine_version,
+            "instance_class": env.database.instance_class,
+            "instances": env.database.instances,
+            "name": spec.grafana.database,
+            "username": spec.grafana.database_user,
+            "password_parameter": ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD),
+        },
+        "ecr_repositories": sorted(p.repository for p in plans.values()),
+        "images": images,
+        "base_images": {c: p.base for c, p in sorted(plans.items())},
+        "config_hashes": dict(sorted(config_hashes.items())),
+        "services": services,
+    }

@@ -1,0 +1,132 @@
+"""What ECS gets: images, container definitions and Terraform variables from the spec.
+Goldens pin them (update with OBSKIT_UPDATE_GOLDEN=1); the rest shows they carry the same
+images, config hashes, health paths and ports as compose."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from obskit import bindings
+from obskit.bindings import PORTS
+from obskit.promote.ecs import SSM_ARN, container_definitions, tfvars
+from obskit.promote.images import image_plans, write_context
+from obskit.render import component_hashes, render
+from obskit.spec.load import load_spec
+
+from conftest import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "alerting.yaml"
+GOLDEN = REPO / "tests" / "golden" / "aws"
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+@pytest.fixture(scope="module")
+def prod():
+    resolved = load_spec(FIXTURE, environ={})
+    files = render(resolved, "prod")
+    hashes = component_hashes(files)
+    plans = image_plans(resolved.spec, "prod", files, hashes)
+    return {"spec": resolved.spec, "files": files, "hashes": hashes, "plans": plans,
+            "tfvars": tfvars(resolved.spec, "prod", plans, hashes, REGISTRY),
+            "compose": yaml.safe_load(render(resolved, "local")["compose/docker-compose.yaml"])}
+
+
+def _golden(name: str, data: bytes) -> None:
+    path = GOLDEN / name
+    if os.environ.get("OBSKIT_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    assert path.exists(), f"no golden {name}: run with OBSKIT_UPDATE_GOLDEN=1"
+    assert data == path.read_bytes(), f"{name} differs from tests/golden/aws (OBSKIT_UPDATE_GOLDEN=1 to accept)"
+
+
+def test_tfvars_golden(prod):
+    _golden("prod.tfvars.json", (json.dumps(prod["tfvars"], indent=2, sort_keys=True) + "\n").encode())
+
+
+def test_container_definitions_golden(prod):
+    defs = {name: json.loads(s["container_definitions"]) for name, s in prod["tfvars"]["services"].items()}
+    _golden("prod.container-definitions.json", (json.dumps(defs, indent=2, sort_keys=True) + "\n").encode())
+
+
+def test_images_are_the_compose_images_plus_the_same_config_bytes(prod):
+    compose = prod["compose"]["services"]
+    for component, plan in prod["plans"].items():
+        service = component if component != "mimir" else "mimir-1"
+        assert plan.base == compose[service]["image"], component
+        assert prod["tfvars"]["config_hashes"][component] == compose[service]["labels"]["dev.obskit.config-hash"]
+        for rel, data in plan.files.items():
+            assert data == prod["files"][rel]  # the rendered bytes, unchanged
+        # Every config file of the component is in its image.
+        assert set(plan.files) == {p for p in prod["files"] if p.startswith(f"configs/{component}/")}
+        assert plan.dockerfile.splitlines()[2] == f"FROM {plan.base}"
+    # The tag follows the content: same configs, same tag, in any environment.
+    assert prod["plans"]["loki"].tag == image_plans(prod["spec"], "staging-like", prod["files"], prod["hashes"])["loki"].tag
+
+
+def test_image_context_is_written_for_docker_build(prod, tmp_path):
+    plan = prod["plans"]["gateway"]
+    folder = write_context(plan, tmp_path / "gateway")
+    assert (folder / "Dockerfile").read_text() == plan.dockerfile
+    assert (folder / "configs/gateway/entrypoint.d/05-obskit-secrets.sh").read_bytes() == \
+        prod["files"]["configs/gateway/entrypoint.d/05-obskit-secrets.sh"]
+
+
+def test_container_definitions_match_compose_ports_commands_and_health(prod):
+    defs = {name: json.loads(s["container_definitions"]) for name, s in prod["tfvars"]["services"].items()}
+    compose = prod["compose"]["services"]
+    assert set(defs) == {"loki", "mimir-1", "mimir-2", "mimir-3", "otelcol", "grafana", "gateway"}
+    for name, containers in defs.items():
+        main = containers[0]
+        assert main["name"] == name and main["image"] == prod["tfvars"]["images"][bindings.services(prod["spec"], "prod")[name].component]
+        if "command" in compose[name]:
+            assert main["command"] == compose[name]["command"], name
+        ports = {p["containerPort"] for p in main["portMappings"]}
+        component = prod["tfvars"]["services"][name]["component"]
+        assert ports <= set(PORTS[component].values()), name
+    # Health: Loki checks itself; Mimir (distroless) is probed on /ready by a sidecar, never /-/healthy.
+    assert defs["loki"][0]["healthCheck"]["command"] == compose["loki"]["healthcheck"]["test"]
+    for replica in ("mimir-1", "mimir-2", "mimir-3"):
+        probe = defs[replica][1]
+        assert probe["name"] == f"{replica}-probe" and probe["essential"] is True
+        assert "http://localhost:8080/ready" in probe["healthCheck"]["command"][1]
+        assert "/-/healthy" not in json.dumps(defs[replica])
+        assert probe["image"] == compose["readiness"]["image"]
+    assert "http://localhost:13133/" in defs["otelcol"][1]["healthCheck"]["command"][1]
+    assert prod["tfvars"]["services"]["mimir-1"]["health_path"] == "/ready"
+    assert prod["tfvars"]["services"]["gateway"]["health_path"] == "/nginx-health"
+    assert prod["tfvars"]["services"]["grafana"]["health_path"] == "/grafana/api/health"
+
+
+def test_secrets_come_from_ssm_never_as_plain_environment(prod):
+    defs = {name: json.loads(s["container_definitions"]) for name, s in prod["tfvars"]["services"].items()}
+    for name, containers in defs.items():
+        service = bindings.services(prod["spec"], "prod")[name]
+        secret_vars = {k for k, b in service.env.items() if isinstance(b, bindings.Secret)}
+        main = containers[0]
+        assert {s["name"] for s in main["secrets"]} == secret_vars, name
+        assert not secret_vars & {e["name"] for e in main["environment"]}
+        for s in main["secrets"]:
+            assert s["valueFrom"].startswith(SSM_ARN + "/obskit/obskit/prod/"), s
+    grafana = {e["name"]: e["value"] for e in defs["grafana"][0]["environment"]}
+    assert grafana["GF_DATABASE_HOST"] == "__OBSKIT_OUTPUT_grafana_database_endpoint__"
+    assert prod["tfvars"]["database"]["password_parameter"] == "/obskit/obskit/prod/postgres-password"
+
+
+def test_task_roles_reach_only_their_own_buckets(prod):
+    services = prod["tfvars"]["services"]
+    assert services["loki"]["buckets"] == ["acme-obs-prod-loki-chunks", "acme-obs-prod-loki-ruler"]
+    assert services["mimir-2"]["buckets"] == ["acme-obs-prod-mimir-blocks", "acme-obs-prod-mimir-ruler",
+                                              "acme-obs-prod-mimir-alertmanager"]
+    assert services["grafana"]["buckets"] == [] and services["gateway"]["buckets"] == []
+
+
+def test_sizes_come_from_the_spec(prod):
+    env = prod["spec"].environments["prod"]
+    for name, s in prod["tfvars"]["services"].items():
+        size = getattr(env.sizes, s["component"])
+        assert (s["cpu"], s["memory"]) == (size.cpu, size.memory)
