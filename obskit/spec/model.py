@@ -651,7 +651,7 @@ class AwsEnvironment(Model):
         pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$",
         description="Public name of the gateway, e.g. obs.example.com",
     )
-    hosted_zone_id: str | None = Field(None, pattern=r"^Z[A-Z0-9]{4,32}$")
+    hosted_zone_id: str | None = Field(None, pattern=r"^[A-Z0-9]{5,32}$")
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
     bucket_prefix: str = Field(
         pattern=r"^[a-z0-9][a-z0-9-]{2,30}-$",

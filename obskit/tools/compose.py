@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, TypeVar
 
-from obskit.errors import ComposeError, DockerUnavailable, ToolNotFound
+from obskit.errors import ComposeError, DockerUnavailable, ToolError, ToolNotFound
 
 T = TypeVar("T")
 
@@ -61,8 +61,8 @@ def client(compose_file: Path, *, project_name: str | None = None, env_files: li
     )
 
 
-def call(fn: Callable[[], T]) -> T:
-    """Run one python-on-whales call, translating its errors."""
+def call(fn: Callable[[], T], *, error: type[ToolError] | None = None) -> T:
+    """Run one python-on-whales call, translating its errors (ComposeError unless told)."""
     from python_on_whales.exceptions import DockerException
 
     try:
@@ -75,7 +75,9 @@ def call(fn: Callable[[], T]) -> T:
                 hint="start Docker (Docker Desktop, colima, or the docker service) and try again",
                 command=[str(c) for c in exc.docker_command],
             ) from None
-        raise ComposeError("docker compose", [str(c) for c in exc.docker_command], exc.return_code, output) from None
+        kind = error or ComposeError
+        tool = "docker compose" if kind is ComposeError else "docker"
+        raise kind(tool, [str(c) for c in exc.docker_command], exc.return_code, output) from None
     except FileNotFoundError as exc:
         raise ToolNotFound("docker", hint="install Docker with the Compose v2 plugin") from exc
 

@@ -1,0 +1,154 @@
+"""The AWS side of promote against a real AWS API (moto's server on loopback): secrets into
+SSM, the state bucket, ECR credentials, preflight; and the docker push at its chokepoint."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import pytest
+
+from obskit.errors import DockerUnavailable
+from obskit.promote import cloud
+from obskit.promote.preflight import PreflightFailed, covers, require, run_checks
+from obskit.spec.load import load_spec
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws(moto_s3, monkeypatch, tmp_path):
+    """boto3 pointed at moto with throwaway credentials, isolated from the developer's AWS config."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{moto_s3['endpoint']}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return cloud
+
+
+def test_secrets_go_to_ssm_as_securestrings_only_when_changed(aws):
+    prefix = f"/obskit/test-{uuid.uuid4().hex[:6]}/prod"
+    values = {f"{prefix}/postgres-password": "pw-1", f"{prefix}/gateway-htpasswd": "user:{SSHA}x"}
+    assert aws.put_secrets(REGION, values) == sorted(values)
+    assert aws.put_secrets(REGION, values) == []  # nothing changed, nothing written
+    assert aws.put_secrets(REGION, values | {f"{prefix}/postgres-password": "pw-2"}) == [f"{prefix}/postgres-password"]
+    ssm = aws.client("ssm", REGION)
+    param = ssm.get_parameter(Name=f"{prefix}/postgres-password", WithDecryption=True)["Parameter"]
+    assert param["Type"] == "SecureString" and param["Value"] == "pw-2"
+
+
+def test_state_bucket_is_created_once_versioned_encrypted_and_private(aws):
+    bucket = f"obskit-state-{uuid.uuid4().hex[:8]}"
+    assert aws.ensure_state_bucket(REGION, bucket) is True
+    assert aws.ensure_state_bucket(REGION, bucket) is False
+    s3 = aws.client("s3", REGION)
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+
+
+def test_ecr_credentials_for_docker_login(aws):
+    registry, user, password = aws.ecr_credentials(REGION)
+    assert registry.endswith(f".dkr.ecr.{REGION}.amazonaws.com") and user == "AWS" and password
+
+
+def test_push_goes_through_the_docker_chokepoint():
+    """No engine here: the chokepoint reports the exact docker command and exit code 3."""
+    from obskit.tools import docker
+
+    with pytest.raises(DockerUnavailable) as info:
+        docker.push("123456789012.dkr.ecr.eu-west-1.amazonaws.com/obskit-prod/loki:cfg-0123456789abcdef")
+    assert info.value.exit_code == 3
+    assert info.value.command[-1] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/obskit-prod/loki:cfg-0123456789abcdef"
+
+
+def _spec(write_spec, *, zone_id: str | None = None, cert_arn: str | None = None, extra: str = "", engine: str = "17.5"):
+    dns = (f"    hosted_zone_id: {zone_id}\n" if zone_id else "") + (f"    certificate_arn: {cert_arn}\n" if cert_arn else "")
+    return load_spec(write_spec(
+        "tenants:\n  - name: apps\n" + extra +
+        "environments:\n  local:\n    kind: compose\n  prod:\n    kind: aws\n    region: eu-west-1\n"
+        f"    domain: obs.example.com\n    bucket_prefix: acme-obs-prod-\n{dns}"
+        f"    database:\n      engine_version: \"{engine}\"\n"), environ={})
+
+
+def _zone(aws, name: str) -> str:
+    r53 = aws.client("route53", REGION)
+    zone = r53.create_hosted_zone(Name=name, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"]
+    return zone.split("/")[-1]
+
+
+def _certificate(aws, names: list[str]) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(key, hashes.SHA256()))
+    acm = aws.client("acm", REGION)
+    return acm.import_certificate(
+        Certificate=cert.public_bytes(serialization.Encoding.PEM),
+        PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))["CertificateArn"]
+
+
+def test_preflight_passes_for_a_sound_environment(aws, write_spec):
+    resolved = _spec(write_spec, zone_id=_zone(aws, "example.com"), cert_arn=_certificate(aws, ["*.example.com"]))
+    checks = run_checks(resolved, "prod", environ={})
+    by_name = {c.name: c for c in checks}
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert set(by_name) == {"environment", "secrets", "database", "terraform", "aws credentials", "dns", "certificate"} \
+        if by_name["terraform"].detail.startswith("terraform ") else True
+    assert by_name["aws credentials"].detail.startswith("account ")
+    require(checks)  # raises nothing
+
+
+def test_preflight_names_every_failure_in_one_message(aws, write_spec):
+    resolved = _spec(
+        write_spec, zone_id=_zone(aws, "other.org"), cert_arn=_certificate(aws, ["www.example.com"]), engine="16.4",
+        extra="alerting:\n  contact_points:\n    - {name: pager, type: pagerduty, integration_key: env:OBSKIT_TEST_PD_KEY}\n"
+              "  policy: {receiver: pager}\n",
+    )
+    checks = run_checks(resolved, "prod", environ={})
+    failed = {c.name: c.detail for c in checks if not c.ok}
+    assert set(failed) == {"secrets", "database", "dns", "certificate"}
+    assert "OBSKIT_TEST_PD_KEY" in failed["secrets"]
+    assert "16.4" in failed["database"] and "postgres:17" in failed["database"].replace("postgres:17.10", "postgres:17")
+    assert "not inside hosted zone" in failed["dns"]
+    assert "do not cover obs.example.com" in failed["certificate"]
+    with pytest.raises(PreflightFailed) as info:
+        require(checks)
+    assert "4 of" in str(info.value) and "nothing was changed" in str(info.value)
+
+
+def test_preflight_without_credentials_says_so(moto_s3, monkeypatch, tmp_path, write_spec):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{moto_s3['endpoint']}")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    resolved = _spec(write_spec, cert_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x")
+    checks = {c.name: c for c in run_checks(resolved, "prod", environ={}, check_terraform=False)}
+    assert not checks["aws credentials"].ok and checks["aws credentials"].detail == "no AWS credentials found"
+
+
+def test_preflight_refuses_a_compose_environment(write_spec):
+    resolved = _spec(write_spec, cert_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x")
+    (check,) = run_checks(resolved, "local", environ={})
+    assert not check.ok and "promote deploys kind: aws" in check.detail
+
+
+def test_wildcard_certificates_cover_one_level():
+    assert covers("*.example.com", "obs.example.com")
+    assert not covers("*.example.com", "a.obs.example.com")
+    assert covers("obs.example.com", "obs.example.com")
