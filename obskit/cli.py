@@ -432,6 +432,47 @@ class _LoadProgress:
         self.live.stop()
 
 
+@cli.command("promote")
+@click.option("--env", "env_name", required=True, help="An AWS environment declared in the spec.")
+@click.option("--plan", "mode", flag_value="plan", default=True, help="Show what would change (default).")
+@click.option("--apply", "mode", flag_value="apply", help="Build and push the images, then apply the checked plan.")
+@click.option("--destroy", "mode", flag_value="destroy", help="Destroy the environment (needs --allow-data-loss).")
+@click.option("--allow-data-loss", is_flag=True, help="Apply a plan that destroys or replaces the database or buckets.")
+@spec_sets
+@json_option
+@click.pass_obj
+def promote_cmd(obj: Ctx, env_name: str, mode: str, allow_data_loss: bool, sets, as_json: bool) -> None:
+    """Deploy an AWS environment with Terraform: the same config bytes as local, in images
+    built FROM the pinned upstream images; secrets in SSM; one state per environment."""
+    from obskit.promote.run import promote
+
+    def line(text: str) -> None:
+        if not as_json:
+            click.echo(text, err=True)
+
+    result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
+    _out(result.to_json(), as_json, _print_promote)
+
+
+def _print_promote(data: dict) -> None:
+    for c in data["checks"]:
+        click.echo(f"{'ok ' if c['ok'] else 'FAIL'} {c['name']}: {c['detail']}")
+    p = data["plan"]
+    click.echo(f"plan: {p.get('create', 0)} to create, {p.get('update', 0)} to update, "
+               f"{p.get('replace', 0)} to replace, {p.get('delete', 0)} to delete")
+    for loss in data["data_losses"]:
+        click.echo(f"  data loss allowed: {loss}")
+    if data["secrets_written"]:
+        click.echo(f"secrets written to SSM: {len(data['secrets_written'])} (values never shown)")
+    if data["applied"]:
+        outputs = data["outputs"]
+        click.echo(f"applied. gateway: {outputs.get('url', '?')}  grafana: {outputs.get('grafana_url', '?')}")
+        for o in data["verify"]:
+            click.echo(f"{'PASS' if o['ok'] else 'FAIL'}  {o['name']}: {o['detail']}")
+    else:
+        click.echo("nothing applied (run with --apply to deploy)")
+
+
 @cli.command("parity")
 @click.argument("env_a")
 @click.argument("env_b")

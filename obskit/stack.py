@@ -9,7 +9,6 @@ import errno
 import json
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -300,26 +299,26 @@ def endpoints(project: Project, env_name: str):
     from obskit.verify import Endpoints, provisioned_alerting, provisioned_uids
 
     env = project.resolved.environment(env_name)
-    if not isinstance(env, ComposeEnvironment):
-        raise UsageError(
-            f"verify for {env.kind} environments reads credentials from SSM, which arrives with `obskit promote`",
-            hint="run verify against a local compose environment for now",
-        )
     values = SecretStore(project.state_dir, env_name).load()
     if not values:
+        first = "obskit up" if isinstance(env, ComposeEnvironment) else "obskit promote --apply"
         raise ObskitError(
-            f"no secrets for environment '{env_name}' here", hint=f"run `obskit up --env {env_name}` first"
+            f"no secrets for environment '{env_name}' here", hint=f"run `{first} --env {env_name}` first"
         )
     from obskit.secrets import resolve
 
-    ca = write_ca(project, env_name, values)
     ds, dash = provisioned_uids(project.env_dir(env_name) / "configs")
     rules, contacts = provisioned_alerting(project.env_dir(env_name) / "configs")
-    base = f"https://{env.hostname}:{env.ports.gateway_https}"
+    if isinstance(env, ComposeEnvironment):
+        ca: str | None = str(write_ca(project, env_name, values))
+        base = f"https://{env.hostname}:{env.ports.gateway_https}"
+    else:
+        # In AWS the ALB answers with the ACM certificate: publicly trusted, no private CA.
+        ca, base = None, f"https://{env.domain}"
     return Endpoints(
         gateway=base,
         grafana=f"{base}{project.spec.grafana.sub_path}",
-        ca_file=str(ca),
+        ca_file=ca,
         passwords={user: resolve(s, values) for user, s in gateway_users(project.spec).items()},
         grafana_admin=(project.spec.grafana.admin_user, resolve(bindings.grafana_admin_password(project.spec), values)),
         tenants=bindings.tenant_names(project.spec),

@@ -132,6 +132,7 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
         "certificate_arn": env.certificate_arn,
         "vpc_cidr": env.vpc_cidr,
         "service_namespace": env.service_namespace,
+        "grafana_sub_path": spec.grafana.sub_path,
         "log_retention_days": env.log_retention_days,
         "ssm_prefix": ssm_prefix(spec, env_name),
         "buckets": buckets,

@@ -1,0 +1,182 @@
+# ECS Fargate: one cluster, and per obskit service a log group, a task definition (obskit
+# renders the container definitions; Terraform fills in what only it knows) and a service
+# registered in Cloud Map.
+
+data "aws_partition" "current" {}
+
+locals {
+  # The placeholders obskit writes into container definitions.
+  definitions = {
+    for name, svc in var.services : name => replace(
+      replace(svc.container_definitions, "__OBSKIT_SSM_ARN__", var.ssm_parameter_arn_prefix),
+      "__OBSKIT_OUTPUT_grafana_database_endpoint__", var.outputs["grafana_database_endpoint"]
+    )
+  }
+  with_buckets = { for name, svc in var.services : name => svc if length(svc.buckets) > 0 }
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "service" {
+  for_each = var.services
+
+  # checkov:skip=CKV_AWS_158:Logs are encrypted by CloudWatch's service key; a customer key would need a key policy for the logs service per region, which obskit leaves to the account's baseline.
+  # checkov:skip=CKV_AWS_338:Retention is a spec setting (log_retention_days); the stack's own logs also reach Loki.
+  name              = "${var.log_group_prefix}/${each.key}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+# -- roles ---------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-ecs-execution"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+# The execution role reads this environment's secrets (SecureString) and nothing else.
+data "aws_iam_policy_document" "secrets" {
+  statement {
+    actions   = ["ssm:GetParameters"]
+    resources = ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"]
+  }
+  statement {
+    actions   = ["kms:Decrypt"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  name   = "read-obskit-secrets"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.secrets.json
+}
+
+resource "aws_iam_role" "task" {
+  for_each = var.services
+
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+# Loki and Mimir may use their own buckets, and only those.
+data "aws_iam_policy_document" "buckets" {
+  for_each = local.with_buckets
+
+  statement {
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [for b in each.value.buckets : var.bucket_arns[b]]
+  }
+  statement {
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetObjectAttributes"]
+    resources = [for b in each.value.buckets : "${var.bucket_arns[b]}/*"]
+  }
+  statement {
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.storage_kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "buckets" {
+  for_each = local.with_buckets
+
+  name   = "own-buckets"
+  role   = aws_iam_role.task[each.key].id
+  policy = data.aws_iam_policy_document.buckets[each.key].json
+}
+
+# -- tasks and services ----------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "this" {
+  for_each = var.services
+
+  family                   = "${var.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = each.value.cpu
+  memory                   = each.value.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task[each.key].arn
+  container_definitions    = local.definitions[each.key]
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  tags       = var.tags
+  depends_on = [aws_cloudwatch_log_group.service]
+}
+
+resource "aws_ecs_service" "this" {
+  for_each = var.services
+
+  name                               = each.key
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.this[each.key].arn
+  desired_count                      = each.value.desired_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = contains(keys(var.load_balanced), each.key) ? 120 : null
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [var.security_group_ids[each.value.component]]
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = var.service_registry_arns[each.key]
+  }
+
+  dynamic "load_balancer" {
+    for_each = contains(keys(var.load_balanced), each.key) ? [var.load_balanced[each.key]] : []
+    content {
+      target_group_arn = load_balancer.value
+      container_name   = each.key
+      container_port   = each.value.port
+    }
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+}

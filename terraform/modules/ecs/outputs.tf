@@ -1,0 +1,29 @@
+output "cluster_name" {
+  description = "Name of the ECS cluster."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  value       = aws_ecs_cluster.this.arn
+}
+
+output "service_names" {
+  description = "ECS service name per obskit service."
+  value       = { for k, s in aws_ecs_service.this : k => s.name }
+}
+
+output "task_definition_arns" {
+  description = "Task definition ARN (with revision) per obskit service."
+  value       = { for k, t in aws_ecs_task_definition.this : k => t.arn }
+}
+
+output "log_groups" {
+  description = "CloudWatch log group per obskit service."
+  value       = { for k, g in aws_cloudwatch_log_group.service : k => g.name }
+}
+
+output "task_role_arns" {
+  description = "Task role ARN per obskit service."
+  value       = { for k, r in aws_iam_role.task : k => r.arn }
+}

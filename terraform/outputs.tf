@@ -1,0 +1,34 @@
+output "url" {
+  description = "The gateway's public URL: OTLP at /otlp/v1/{logs,metrics}, queries at /loki and /prometheus."
+  value       = "https://${module.dns.fqdn}"
+}
+
+output "grafana_url" {
+  description = "Grafana, served through the gateway under its sub-path."
+  value       = "https://${module.dns.fqdn}${var.grafana_sub_path}/"
+}
+
+output "alb_dns_name" {
+  description = "DNS name of the load balancer (point the domain at it when Route53 is not used)."
+  value       = module.load_balancer.dns_name
+}
+
+output "grafana_database_endpoint" {
+  description = "Aurora endpoint Grafana connects to."
+  value       = module.rds.endpoint
+}
+
+output "ecr_repository_urls" {
+  description = "ECR repository URL per repository name."
+  value       = module.ecr.repository_urls
+}
+
+output "cluster_name" {
+  description = "The ECS cluster."
+  value       = module.ecs.cluster_name
+}
+
+output "config_hashes" {
+  description = "The config hash of each component that runs (compare with compose's dev.obskit.config-hash labels)."
+  value       = var.config_hashes
+}

@@ -1,0 +1,128 @@
+# Every variable here is written by obskit (`obskit promote` renders <env>.tfvars.json from
+# the spec); the last few are tunables with defaults.
+
+variable "project" {
+  description = "The spec's project name."
+  type        = string
+}
+
+variable "environment" {
+  description = "The environment name (one Terraform state per environment)."
+  type        = string
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+}
+
+variable "domain" {
+  description = "Public name of the gateway, e.g. obs.example.com."
+  type        = string
+}
+
+variable "hosted_zone_id" {
+  description = "Route53 zone for the domain's record and certificate validation; null to manage DNS elsewhere."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "An existing ACM certificate for the domain; null to issue a DNS-validated one in hosted_zone_id."
+  type        = string
+  default     = null
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC."
+  type        = string
+}
+
+variable "service_namespace" {
+  description = "Cloud Map private DNS namespace, e.g. observability.local."
+  type        = string
+}
+
+variable "grafana_sub_path" {
+  description = "The path Grafana is served under, through the gateway (e.g. /grafana)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch Logs retention for every service."
+  type        = number
+}
+
+variable "ssm_prefix" {
+  description = "SSM path under which obskit writes this environment's secrets (SecureString)."
+  type        = string
+}
+
+variable "buckets" {
+  description = "Bucket name per purpose: loki_chunks, loki_ruler, mimir_blocks, mimir_ruler, mimir_alertmanager."
+  type        = map(string)
+}
+
+variable "database" {
+  description = "Aurora PostgreSQL for Grafana: engine version, instance class and count, database, user, and the SSM parameter holding the password."
+  type = object({
+    engine_version     = string
+    instance_class     = string
+    instances          = number
+    name               = string
+    username           = string
+    password_parameter = string
+  })
+}
+
+variable "ecr_repositories" {
+  description = "ECR repositories for the images obskit builds (one per component)."
+  type        = list(string)
+}
+
+variable "images" {
+  description = "Image URI per component (content-hash tags), as referenced by the container definitions."
+  type        = map(string)
+}
+
+variable "base_images" {
+  description = "The pinned upstream image each component's image is built FROM (for the record)."
+  type        = map(string)
+}
+
+variable "config_hashes" {
+  description = "Hash of each component's rendered configs (the same hashes compose labels its containers with)."
+  type        = map(string)
+}
+
+variable "services" {
+  description = "ECS services obskit renders: component, Fargate size, desired count, port, health path, buckets, container definitions."
+  type = map(object({
+    component             = string
+    cpu                   = number
+    memory                = number
+    desired_count         = number
+    port                  = number
+    health_path           = string
+    buckets               = list(string)
+    container_definitions = string
+  }))
+}
+
+variable "alb_deletion_protection" {
+  description = "Protect the load balancer from deletion (turn off before obskit promote --destroy)."
+  type        = bool
+  default     = true
+}
+
+variable "database_deletion_protection" {
+  description = "Protect the Aurora cluster from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}
