@@ -1,0 +1,34 @@
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.this.id
+}
+
+output "vpc_cidr" {
+  description = "CIDR block of the VPC."
+  value       = aws_vpc.this.cidr_block
+}
+
+output "public_subnet_ids" {
+  description = "Public subnets (ALB, NAT)."
+  value       = aws_subnet.public[*].id
+}
+
+output "ecs_subnet_ids" {
+  description = "Private subnets for ECS tasks."
+  value       = aws_subnet.ecs[*].id
+}
+
+output "db_subnet_ids" {
+  description = "Private subnets for the database, without a route out of the VPC."
+  value       = aws_subnet.db[*].id
+}
+
+output "s3_prefix_list_id" {
+  description = "Prefix list of the S3 gateway endpoint, for security group rules."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+output "nat_public_ips" {
+  description = "Public addresses the tasks reach the internet from."
+  value       = aws_eip.nat[*].public_ip
+}

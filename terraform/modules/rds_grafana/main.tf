@@ -1,0 +1,90 @@
+# Aurora PostgreSQL for Grafana: encrypted with its own key, deletion-protected, backed up,
+# a final snapshot on destroy. The password comes from SSM through an ephemeral resource
+# and a write-only argument, so it is never written to the Terraform state or plan.
+
+ephemeral "aws_ssm_parameter" "password" {
+  arn             = data.aws_ssm_parameter.password_arn.arn
+  with_decryption = true
+}
+
+# Only the parameter's ARN (not its value) is read here: the value stays ephemeral.
+data "aws_ssm_parameter" "password_arn" {
+  name            = var.master_password_ssm_parameter
+  with_decryption = false
+}
+
+data "aws_iam_policy_document" "key" {
+  # checkov:skip=CKV_AWS_109:The account root may manage the key: the standard key policy statement that keeps the key administrable through IAM.
+  # checkov:skip=CKV_AWS_111:The account root may use the key: the standard key policy statement; RDS uses it on the account's behalf.
+  # checkov:skip=CKV_AWS_356:A key policy's resource is always the key itself ("*" within a key policy).
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name} Grafana database"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+  tags                    = var.tags
+}
+
+resource "aws_db_subnet_group" "this" {
+  name       = "${var.name}-grafana"
+  subnet_ids = var.db_subnet_ids
+  tags       = var.tags
+}
+
+resource "aws_rds_cluster" "this" {
+  # checkov:skip=CKV2_AWS_27:Grafana issues many small queries; logging every statement would flood CloudWatch. Errors and the postgresql log are exported.
+  # checkov:skip=CKV2_AWS_8:Automated backups (backup_retention_period) and a final snapshot protect the data; an AWS Backup plan is an organisation-level choice.
+  cluster_identifier                  = "${var.name}-grafana"
+  engine                              = "aurora-postgresql"
+  engine_version                      = var.engine_version
+  database_name                       = var.database_name
+  master_username                     = var.master_username
+  master_password_wo                  = ephemeral.aws_ssm_parameter.password.value
+  master_password_wo_version          = var.password_version
+  db_subnet_group_name                = aws_db_subnet_group.this.name
+  vpc_security_group_ids              = [var.security_group_id]
+  storage_encrypted                   = true
+  kms_key_id                          = aws_kms_key.this.arn
+  deletion_protection                 = var.deletion_protection
+  backup_retention_period             = var.backup_retention_days
+  copy_tags_to_snapshot               = true
+  iam_database_authentication_enabled = true
+  enabled_cloudwatch_logs_exports     = ["postgresql"]
+  skip_final_snapshot                 = false
+  final_snapshot_identifier           = "${var.name}-grafana-final"
+  tags                                = var.tags
+}
+
+resource "aws_rds_cluster_instance" "this" {
+  count = var.instances
+
+  # checkov:skip=CKV_AWS_118:Performance insights and CloudWatch metrics cover Grafana's small database; enhanced monitoring would add an IAM role and per-second OS metrics it does not need.
+  identifier                            = "${var.name}-grafana-${count.index}"
+  cluster_identifier                    = aws_rds_cluster.this.id
+  engine                                = aws_rds_cluster.this.engine
+  engine_version                        = aws_rds_cluster.this.engine_version
+  instance_class                        = var.instance_class
+  db_subnet_group_name                  = aws_db_subnet_group.this.name
+  auto_minor_version_upgrade            = true
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 0
+  publicly_accessible                   = false
+  tags                                  = var.tags
+}

@@ -1,0 +1,39 @@
+output "alb" {
+  description = "Security group of the ALB."
+  value       = aws_security_group.this["alb"].id
+}
+
+output "gateway" {
+  description = "Security group of the gateway."
+  value       = aws_security_group.this["gateway"].id
+}
+
+output "grafana" {
+  description = "Security group of Grafana."
+  value       = aws_security_group.this["grafana"].id
+}
+
+output "loki" {
+  description = "Security group of Loki."
+  value       = aws_security_group.this["loki"].id
+}
+
+output "mimir" {
+  description = "Security group of the Mimir replicas."
+  value       = aws_security_group.this["mimir"].id
+}
+
+output "otelcol" {
+  description = "Security group of the collector."
+  value       = aws_security_group.this["otelcol"].id
+}
+
+output "rds" {
+  description = "Security group of the database."
+  value       = aws_security_group.this["rds"].id
+}
+
+output "ids" {
+  description = "Every security group by role (alb, gateway, grafana, loki, mimir, otelcol, rds)."
+  value       = { for role, sg in aws_security_group.this : role => sg.id }
+}

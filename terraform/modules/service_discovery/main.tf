@@ -1,0 +1,31 @@
+# Cloud Map: a private DNS namespace where each ECS service registers its tasks' addresses
+# as <service>.<namespace>, the names the binding table gives the components.
+
+resource "aws_service_discovery_private_dns_namespace" "this" {
+  name        = var.namespace
+  description = "obskit service discovery"
+  vpc         = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_service_discovery_service" "this" {
+  for_each = toset(var.services)
+
+  name = each.key
+
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.this.id
+    routing_policy = "MULTIVALUE"
+
+    dns_records {
+      type = "A"
+      ttl  = var.ttl
+    }
+  }
+
+  health_check_custom_config {
+    failure_threshold = 1
+  }
+
+  tags = var.tags
+}

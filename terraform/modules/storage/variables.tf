@@ -1,0 +1,22 @@
+variable "buckets" {
+  description = "Bucket name per purpose (loki_chunks, loki_ruler, mimir_blocks, mimir_ruler, mimir_alertmanager)."
+  type        = map(string)
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days before overwritten or deleted object versions expire."
+  type        = number
+  default     = 30
+}
+
+variable "force_destroy" {
+  description = "Let Terraform delete non-empty buckets (data loss). Keep false."
+  type        = bool
+  default     = false
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
