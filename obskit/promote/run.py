@@ -167,8 +167,11 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
         docker.login(registry, user, password)
         for name, plan in plans.items():
             uri = plan.uri(registry)
-            say(f"building and pushing {uri}")
-            docker.build(workdir.images / name, uri)
+            base = docker.pinned(plan.base)  # FROM by digest: the exact upstream bytes
+            context = workdir.images / name
+            (context / "Dockerfile").write_text(plan.dockerfile.replace(f"FROM {plan.base}\n", f"FROM {base}\n"))
+            say(f"building and pushing {uri} (FROM {base})")
+            docker.build(context, uri)
             docker.push(uri)
 
     args = ["plan", "-out", str(workdir.plan), *common] + (["-destroy"] if mode == "destroy" else [])

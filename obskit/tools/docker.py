@@ -35,8 +35,16 @@ def push(tag: str) -> None:
     call(lambda: docker.image.push(tag, quiet=True), error=ImageError)
 
 
-def digest(image: str) -> str | None:
-    """The registry digest of a pulled image (repo@sha256:...), for pinning FROM lines."""
+def pinned(image: str) -> str:
+    """``image`` pinned by registry digest (repo@sha256:...): pulled, then inspected. An
+    image already given with a digest is returned as it is."""
+    if "@sha256:" in image:
+        return image
     docker = _docker()
+    call(lambda: docker.image.pull(image, quiet=True), error=ImageError)
     inspected = call(lambda: docker.image.inspect(image), error=ImageError)
-    return inspected.repo_digests[0] if inspected.repo_digests else None
+    repo = image.rsplit(":", 1)[0]
+    for ref in inspected.repo_digests:
+        if ref.split("@", 1)[0].endswith(repo.split("/")[-1]):
+            return ref
+    raise ImageError("docker", ["docker", "image", "inspect", image], 1, f"{image} has no registry digest")
