@@ -152,3 +152,13 @@ def test_wildcard_certificates_cover_one_level():
     assert covers("*.example.com", "obs.example.com")
     assert not covers("*.example.com", "a.obs.example.com")
     assert covers("obs.example.com", "obs.example.com")
+
+
+def test_from_lines_are_pinned_by_digest_through_the_chokepoint():
+    from obskit.tools import docker
+
+    pinned = "nginx:1.30.5@sha256:" + "a" * 64
+    assert docker.pinned(pinned) == pinned  # already exact: no registry needed
+    with pytest.raises(DockerUnavailable) as info:
+        docker.pinned("grafana/loki:3.7.6")  # resolving needs a pull: no engine here
+    assert "grafana/loki:3.7.6" in info.value.command
