@@ -83,6 +83,18 @@ def start_mimir(plan, procs, tmp_path) -> None:
         wait_until(f"{replica} /ready", lambda r=replica: http_ok(f"{plan.url(r)}/ready"), 90, procs)
 
 
+def whole_stack(stack):
+    """Loki, the Mimir replicas and the gateway in front, all real; (plan, verify endpoints)."""
+    require_tool("loki", "build or install Loki 3.7 to run this test")
+    require_tool("mimir", "build or install Mimir 3.x to run this test")
+    require_tool("nginx", "apt-get install nginx")
+    plan, procs, tmp_path = stack
+    start_loki(plan, procs, tmp_path)
+    start_mimir(plan, procs, tmp_path)
+    _gw, ca = start_gateway(plan, procs, tmp_path)
+    return plan, loopback.endpoints(plan, ca)
+
+
 def pinned_session() -> requests.Session:
     """A session that verifies against the CA it is given, whatever REQUESTS_CA_BUNDLE says
     (requests lets that variable override a session's verify setting)."""
@@ -272,17 +284,10 @@ def test_otelcol_contract(stack):
 
 def test_verify_runner_against_real_loki_mimir_and_gateway(stack):
     """`obskit verify`'s runner, unchanged, against real servers behind the real gateway."""
-    require_tool("loki", "build or install Loki 3.7 to run this test")
-    require_tool("mimir", "build or install Mimir 3.x to run this test")
-    require_tool("nginx", "apt-get install nginx")
-    plan, procs, tmp_path = stack
-    start_loki(plan, procs, tmp_path)
-    start_mimir(plan, procs, tmp_path)
-    gw, ca = start_gateway(plan, procs, tmp_path)
+    plan, ep = whole_stack(stack)
 
     from obskit.verify import cases_for, run_verify
 
-    ep = loopback.endpoints(plan, ca)
     kinds = ["logs", "metrics", "isolation_logs", "isolation_metrics"]  # Grafana has no binary here
     outcomes = run_verify(ep, cases_for(plan.spec, kinds), deadline_seconds=30)
     assert [o.kind for o in outcomes] == kinds
@@ -315,19 +320,13 @@ def test_every_shipped_logql_query_parses_in_real_loki(stack):
 def test_load_generator_counts_match_what_real_loki_and_mimir_store(stack):
     """A short load run through the real gateway into real Loki and Mimir; afterwards the
     backend counts (LogQL, PromQL) equal what the generator counted as accepted."""
-    require_tool("loki", "build or install Loki 3.7 to run this test")
-    require_tool("mimir", "build or install Mimir 3.x to run this test")
-    require_tool("nginx", "apt-get install nginx")
     from obskit.loadgen.api import backend_counts, target_for
     from obskit.loadgen.report import build
     from obskit.loadgen.run import run as run_load
     from obskit.loadgen.scenario import Scenario
 
-    plan, procs, tmp_path = stack
-    start_loki(plan, procs, tmp_path)
-    start_mimir(plan, procs, tmp_path)
-    gw, ca = start_gateway(plan, procs, tmp_path)
-    ep = loopback.endpoints(plan, ca)
+    plan, ep = whole_stack(stack)
+    gw = ep.gateway
     scenario = Scenario.model_validate({
         "name": "binary-load", "duration": "5s", "workers": 1, "services": 4, "series_per_service": 25,
         "batch_logs": 200, "batch_points": 200, "freshness_every": "2s",
