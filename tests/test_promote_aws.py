@@ -162,3 +162,17 @@ def test_from_lines_are_pinned_by_digest_through_the_chokepoint():
     with pytest.raises(DockerUnavailable) as info:
         docker.pinned("grafana/loki:3.7.6")  # resolving needs a pull: no engine here
     assert "grafana/loki:3.7.6" in info.value.command
+
+
+def test_ecr_login_goes_through_the_docker_chokepoint_with_moto_credentials(aws):
+    from obskit.tools import docker
+
+    from obskit.errors import ToolError
+
+    registry, user, password = aws.ecr_credentials(REGION)
+    # Here the docker CLI cannot reach moto's fake registry host (nor an engine): a typed
+    # error with the command, the token passed on stdin and never in a message.
+    with pytest.raises(ToolError) as info:
+        docker.login(registry, user, password)
+    assert info.value.command[1:] == ["login", "--password-stdin", "--username", "AWS", registry]
+    assert password not in str(info.value) and password not in " ".join(info.value.command)
