@@ -33,7 +33,8 @@ def test_wheel_contains_the_template_trees(wheel):
     for rel in ("obskit/_data/configs/loki/loki.yaml.j2", "obskit/_data/compose/docker-compose.yaml.j2",
                 "obskit/_data/configs/gateway/entrypoint.d/05-obskit-secrets.sh",
                 "obskit/_data/configs/grafana/dashboards/stack-health.json",
-                "obskit/spec/default.yaml", "obskit/starter.yaml", "obskit/stack_rules.yaml"):
+                "obskit/spec/default.yaml", "obskit/starter.yaml", "obskit/stack_rules.yaml",
+                "obskit/_data/load/scenarios/steady.yaml", "obskit/_data/terraform/modules/ecs/main.tf"):
         assert rel in names, rel
     assert not any("golden" in n or n.startswith("tests/") for n in names)
 
