@@ -219,15 +219,20 @@ def _health_line(states) -> str:
 @spec_sets
 @click.option("--wait-timeout", default=600, show_default=True, help="Seconds to wait for every healthcheck.")
 @click.option("--no-verify", is_flag=True, help="Skip the acceptance checks after start.")
+@click.option("--images", is_flag=True,
+              help="Bake the configs into the component images (the ones `obskit promote` pushes) instead of "
+                   "mounting them: the same as --set environments.ENV.config_delivery=image.")
 @json_option
 @click.pass_obj
-def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, as_json: bool) -> None:
+def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, images: bool, as_json: bool) -> None:
     """Start the local stack, health-gated, then prove it with `verify`."""
     from rich.console import Console
 
     from obskit import stack
     from obskit.verify import cases_for, run_verify
 
+    if images:
+        sets = (*sets, f"environments.{env_name}.config_delivery=image")
     project = _project(obj, sets)
     console = Console(stderr=True, quiet=as_json)
     with console.status("starting") as status:
@@ -239,6 +244,8 @@ def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, as_jso
         console.print(f"rendered {len(result.render.changed)} changed file(s) into {_rel(result.render.path)}")
     if result.secrets_created:
         console.print(f"generated {len(result.secrets_created)} secret(s) in .obskit/secrets/ (0600)")
+    for component, tag in result.images.items():
+        console.print(f"built {component} image {tag}")
     outcomes = []
     if not no_verify:
         ep = stack.endpoints(project, env_name)
@@ -247,7 +254,7 @@ def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, as_jso
             on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
         )
     if as_json:
-        click.echo(json.dumps({"urls": result.urls, "ca_file": str(result.ca_file),
+        click.echo(json.dumps({"urls": result.urls, "ca_file": str(result.ca_file), "images": result.images,
                                "services": [s.__dict__ for s in result.services],
                                "verify": [o.to_json() for o in outcomes]}, indent=2, sort_keys=True, default=list))
     else:
@@ -498,9 +505,9 @@ def _print_parity(data: dict) -> None:
     a, b = data["env_a"], data["env_b"]
     console = Console(width=max(Console().width, 120))
     if data["ok"]:
-        console.print(f"configs: {len(data['identical'])} files byte-identical in {a} and {b}")
+        console.print(f"configs and image Dockerfiles: {len(data['identical'])} files byte-identical in {a} and {b}")
     else:
-        console.print(f"configs: {len(data['drift'])} file(s) DIFFER ({len(data['identical'])} identical):")
+        console.print(f"configs and image Dockerfiles: {len(data['drift'])} file(s) DIFFER ({len(data['identical'])} identical):")
         for d in data["drift"]:
             console.print(f"  {d['path']}: {a} {d[a] or 'missing'}, {b} {d[b] or 'missing'}")
     table = Table(title=f"Bindings that differ ({len(data['bindings'])})", title_justify="left")

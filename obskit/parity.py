@@ -1,7 +1,8 @@
 """`obskit parity ENV_A ENV_B`: proof that two environments run the same config bytes.
 
-Every file under ``configs/`` must be byte-identical; what may differ is the binding table
-(values, secrets, deploy-time outputs per service), listed side by side.
+Every file under ``configs/`` must be byte-identical, and so must the component images'
+Dockerfiles (``images/``, with the build context's ``.dockerignore``); what may differ is
+the binding table (values, secrets, deploy-time outputs per service), listed side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field
 from obskit import bindings
 from obskit.errors import ObskitError
 from obskit.render import render
+
+
+# What must be byte-identical between any two environments.
+PARITY_SCOPE = ("configs/", "images/", ".dockerignore")
 
 
 class ConfigDrift(ObskitError):
@@ -48,7 +53,7 @@ class ParityResult:
 
 def compare(files_a: dict[str, bytes], files_b: dict[str, bytes], services_a, services_b, env_a: str, env_b: str) -> ParityResult:
     result = ParityResult(env_a, env_b)
-    configs = sorted({p for p in (*files_a, *files_b) if p.startswith("configs/")})
+    configs = sorted({p for p in (*files_a, *files_b) if p.startswith(PARITY_SCOPE)})
     for rel in configs:
         a, b = files_a.get(rel), files_b.get(rel)
         if a == b:

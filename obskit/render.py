@@ -7,6 +7,8 @@ written); every other file (dashboards, rule text, scripts) is copied byte for b
 Output layout of one environment (``.obskit/env/<env>/`` by default)::
 
     configs/<component>/...   identical in every environment (the parity rule)
+    images/<component>/       a Dockerfile per component: its pinned upstream image plus
+                              its configs (build context: this folder; .dockerignore)
     compose/                  the docker compose project (compose environments)
     bindings.json             this environment's variables, per service
     stamp.json                obskit version, spec hash and file hashes
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Mapping
 
 from obskit import __version__, alerting, bindings
+from obskit.promote import images
 from obskit.resources import data_root
 from obskit.spec.load import ResolvedSpec
 from obskit.spec.model import ComposeEnvironment, Spec, Tenant
@@ -122,6 +125,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
     files = _render_tree("configs", config_context(spec), jenv)
     files |= alerting.render_files(spec)
     hashes = component_hashes(files)
+    files |= images.build_files(spec, files, hashes)
     services = bindings.services(spec, env_name)
 
     if isinstance(env, ComposeEnvironment):
@@ -130,6 +134,9 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "env": env,
             "services": services,
             "images": spec.images,
+            "component_images": {name: images.local_image(spec, plan)
+                                 for name, plan in images.image_plans(spec, env_name, files, hashes).items()},
+            "dockerfile": images.dockerfile_path,
             "config_hash": hashes,
             "project_name": f"{spec.project}-{env_name}",
             "store": spec.object_store,
@@ -168,6 +175,9 @@ Change obskit.yaml instead.
   environment (`obskit parity` proves it); each component expands environment variables.
 - `bindings.json`: the variables of each service in this environment: a value, a secret
   (by name; values live in .obskit/secrets/, never here) or a deploy-time output.
+- `images/<component>/Dockerfile`: the component's image, its pinned upstream image plus
+  its configs; this folder is the build context (`.dockerignore` admits `configs/` only).
+  Identical in every environment, like the configs.
 - `stamp.json`: the obskit version, the spec hash and a hash of every file.
 
 {runs}

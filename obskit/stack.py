@@ -166,6 +166,7 @@ class UpResult:
     urls: dict[str, str]
     ca_file: Path
     outcomes: list = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # component -> local tag (image delivery)
 
 
 def write_ca(project: Project, env_name: str, values: dict) -> Path:
@@ -211,15 +212,16 @@ def up(
     running = {s.service for s in stack.ps() if s.state == "running"}
     check_ports(project, env_name, running)
 
+    built = build_images(project, env_name, on_progress=on_progress)
     if on_progress:
         on_progress("pulling images (only those missing)", [])
-    stack.pull()
+    stack.pull(pulled_services(project, env_name) if built else None)
 
     error: list[BaseException] = []
 
     def run_up() -> None:
         try:
-            stack.up(wait_timeout=wait_timeout, pull="never")
+            stack.up(wait_timeout=wait_timeout, pull="never", build=False)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             error.append(exc)
 
@@ -238,12 +240,42 @@ def up(
         if not failing and states and isinstance(error[0], ObskitError):
             # Some compose releases let `up --wait` fail on a one-shot job that exited 0;
             # every service is ready, so the stack is up.
-            return UpResult(render_state, created, states, urls(project, env_name), ca)
+            return UpResult(render_state, created, states, urls(project, env_name), ca, images=built)
         if not failing:
             raise error[0]
         raise StackUnhealthy(failure_report(stack, failing), failing=[s.service for s in failing],
                              hint="fix the cause above, then `obskit up` again; `obskit logs SERVICE` shows more")
-    return UpResult(render_state, created, states, urls(project, env_name), ca)
+    return UpResult(render_state, created, states, urls(project, env_name), ca, images=built)
+
+
+def pulled_services(project: Project, env_name: str) -> list[str]:
+    """With image delivery: the services whose images come from a registry."""
+    import yaml
+
+    doc = yaml.safe_load(project.compose_file(env_name).read_text())
+    return sorted(name for name, svc in doc["services"].items() if "build" not in svc)
+
+
+def build_images(project: Project, env_name: str, *, on_progress=None) -> dict[str, str]:
+    """With ``config_delivery: image``: build each component image from the rendered
+    environment (FROM its pinned image by digest), tagged as the compose file names it.
+    Returns component -> local tag; nothing (and no build) with ``mount`` delivery."""
+    from obskit.promote import images
+    from obskit.render import component_hashes
+
+    env = compose_env(project, env_name)
+    if env.config_delivery != "image":
+        return {}
+    env_dir = project.env_dir(env_name)  # rendered and current: the build context
+    files = render(project.resolved, env_name)
+    built = {}
+    for name, plan in images.image_plans(project.spec, env_name, files, component_hashes(files)).items():
+        tag = images.local_image(project.spec, plan)
+        if on_progress:
+            on_progress(f"building {tag}", [])
+        images.build(plan, env_dir, tag, platform=None)
+        built[name] = tag
+    return built
 
 
 def unhealthy(states: list[ServiceState]) -> list[ServiceState]:

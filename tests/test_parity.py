@@ -19,7 +19,9 @@ def test_local_and_aws_run_identical_configs_and_differ_only_in_bindings():
     result = parity(resolved, "local", "prod")
     assert result.ok and result.drift == []
     files = render(resolved, "local")
-    assert result.identical == sorted(p for p in files if p.startswith("configs/"))
+    # Every config file, every image's Dockerfile and the build context's .dockerignore.
+    assert result.identical == sorted(p for p in files if p.startswith(("configs/", "images/", ".dockerignore")))
+    assert {"images/loki/Dockerfile", "images/gateway/Dockerfile", ".dockerignore"} <= set(result.identical)
     rows = {(r["service"], r["variable"]): r for r in result.bindings}
     assert rows[("grafana", "GF_DATABASE_HOST")] == {
         "service": "grafana", "variable": "GF_DATABASE_HOST", "local": "postgres:5432",
@@ -37,11 +39,12 @@ def test_drift_in_any_config_file_is_named():
     b = dict(b)
     b["configs/loki/loki.yaml"] = b["configs/loki/loki.yaml"] + b"# edited by hand\n"
     del b["configs/grafana/dashboards/runbooks.json"]
+    b["images/mimir/Dockerfile"] = b["images/mimir/Dockerfile"].replace(b"FROM ${BASE}", b"FROM ${BASE}\nRUN true")
     spec = resolved.spec
     result = compare(a, b, bindings.services(spec, "local"), bindings.services(spec, "prod"), "local", "prod")
     assert not result.ok
     drift = {d["path"]: d for d in result.drift}
-    assert set(drift) == {"configs/loki/loki.yaml", "configs/grafana/dashboards/runbooks.json"}
+    assert set(drift) == {"configs/loki/loki.yaml", "configs/grafana/dashboards/runbooks.json", "images/mimir/Dockerfile"}
     assert drift["configs/grafana/dashboards/runbooks.json"]["prod"] is None
 
 

@@ -13,7 +13,7 @@ import yaml
 from obskit import bindings
 from obskit.bindings import PORTS
 from obskit.promote.ecs import SSM_ARN, container_definitions, tfvars
-from obskit.promote.images import image_plans, write_context
+from obskit.promote.images import image_plans
 from obskit.render import component_hashes, render
 from obskit.spec.load import load_spec
 
@@ -63,17 +63,10 @@ def test_images_are_the_compose_images_plus_the_same_config_bytes(prod):
             assert data == prod["files"][rel]  # the rendered bytes, unchanged
         # Every config file of the component is in its image.
         assert set(plan.files) == {p for p in prod["files"] if p.startswith(f"configs/{component}/")}
-        assert plan.dockerfile.splitlines()[2] == f"FROM {plan.base}"
+        assert f"ARG BASE={plan.base}\nFROM ${{BASE}}\n" in plan.dockerfile
+        assert prod["files"][plan.dockerfile_path] == plan.dockerfile.encode()  # rendered as it is built
     # The tag follows the content: same configs, same tag, in any environment.
     assert prod["plans"]["loki"].tag == image_plans(prod["spec"], "staging-like", prod["files"], prod["hashes"])["loki"].tag
-
-
-def test_image_context_is_written_for_docker_build(prod, tmp_path):
-    plan = prod["plans"]["gateway"]
-    folder = write_context(plan, tmp_path / "gateway")
-    assert (folder / "Dockerfile").read_text() == plan.dockerfile
-    assert (folder / "configs/gateway/entrypoint.d/05-obskit-secrets.sh").read_bytes() == \
-        prod["files"]["configs/gateway/entrypoint.d/05-obskit-secrets.sh"]
 
 
 def test_container_definitions_match_compose_ports_commands_and_health(prod):

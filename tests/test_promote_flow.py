@@ -42,9 +42,10 @@ def test_prepare_writes_tfvars_backend_terraform_and_image_contexts(project, tmp
     backend = work.backend.read_text()
     assert 'key          = "obskit/obskit/prod/terraform.tfstate"' in backend and "use_lockfile = true" in backend
     assert (work.terraform / "main.tf").exists() and (work.terraform / "modules" / "ecs" / "main.tf").exists()
-    assert (work.images / "mimir" / "Dockerfile").read_text() == plans["mimir"].dockerfile
-    # The rendered environment is the one parity compares.
-    assert (tmp_path / ".obskit" / "env" / "prod" / "configs" / "loki" / "loki.yaml").exists()
+    # The rendered environment is the one parity compares, and the images' build context.
+    env_dir = tmp_path / ".obskit" / "env" / "prod"
+    assert (env_dir / "configs" / "loki" / "loki.yaml").exists()
+    assert (env_dir / plans["mimir"].dockerfile_path).read_text() == plans["mimir"].dockerfile
 
 
 def test_secrets_for_ssm_cover_every_bound_secret_and_never_reach_the_tfvars(project, tmp_path):

@@ -57,7 +57,8 @@ def test_render_only_when_stale(project):
 
     changed = ensure_rendered(with_sets(project, "loki.log_level=debug"), "local")
     assert changed.rendered
-    assert set(changed.changed) == {"configs/loki/loki.yaml", "compose/docker-compose.yaml"}  # + its config hash label
+    # The config, and its config-hash label in the compose file and in the image's Dockerfile.
+    assert set(changed.changed) == {"configs/loki/loki.yaml", "compose/docker-compose.yaml", "images/loki/Dockerfile"}
 
     stamp = project.env_dir("local") / "stamp.json"
     data = json.loads(stamp.read_text())

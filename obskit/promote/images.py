@@ -1,5 +1,10 @@
-"""One image per component: FROM the pinned upstream image, plus the rendered config files
-(the very bytes `obskit parity` compares), tagged with a hash of its content."""
+"""One image per component: the pinned upstream image plus the rendered config files
+(the very bytes `obskit parity` compares), tagged with a hash of its content.
+
+The Dockerfiles are part of every rendered environment (``images/<component>/Dockerfile``),
+and they are identical in every environment. Their build context is the environment folder
+itself, so compose (``config_delivery: image``) and ``obskit promote`` build the same
+Dockerfile over the same bytes; both pass ``BASE`` pinned by registry digest."""
 
 from __future__ import annotations
 
@@ -11,13 +16,16 @@ from typing import Mapping
 from obskit.promote.components import Component, components
 from obskit.spec.model import Spec
 
+# What docker may read from an environment folder when it builds: the configs only.
+DOCKERIGNORE = b"# obskit: images are built from the rendered configs/ only\n*\n!configs/\n"
+
 
 @dataclass(frozen=True)
 class ImagePlan:
     component: str
     base: str  # the pinned upstream image, from images: in the spec
     dockerfile: str
-    files: dict[str, bytes]  # build context: path -> bytes
+    files: dict[str, bytes]  # what the image adds: configs/<component>/... -> bytes
     content_hash: str
     repository: str  # ECR repository name
 
@@ -25,19 +33,35 @@ class ImagePlan:
     def tag(self) -> str:
         return f"cfg-{self.content_hash}"
 
+    @property
+    def dockerfile_path(self) -> str:
+        """Where the Dockerfile sits in a rendered environment (the build context)."""
+        return dockerfile_path(self.component)
+
     def uri(self, registry: str) -> str:
         return f"{registry}/{self.repository}:{self.tag}"
+
+
+def dockerfile_path(component: str) -> str:
+    return f"images/{component}/Dockerfile"
 
 
 def repository_name(spec: Spec, env_name: str, component: str) -> str:
     return f"{spec.project}-{env_name}/{component}"
 
 
+def local_image(spec: Spec, plan: ImagePlan) -> str:
+    """The tag compose uses for a component image built on this machine."""
+    return f"{spec.project}/{plan.component}:{plan.tag}"
+
+
 def _dockerfile(c: Component, base: str, config_hash: str) -> str:
     lines = [
         f"# obskit {c.name}: the pinned upstream image plus the rendered configs/{c.name}/ files,",
-        "# byte-identical to what every environment renders. Generated; do not edit.",
-        f"FROM {base}",
+        "# byte-identical in every environment. Generated; do not edit.",
+        "# Build context: the environment folder. obskit passes BASE pinned by digest.",
+        f"ARG BASE={base}",
+        "FROM ${BASE}",
     ]
     for rel, dest in c.copies:
         mode = "--chmod=0755 " if rel.endswith(".sh") else ""
@@ -69,12 +93,23 @@ def image_plans(spec: Spec, env_name: str, files: Mapping[str, bytes], config_ha
     return plans
 
 
-def write_context(plan: ImagePlan, folder: Path) -> Path:
-    """The build context on disk: Dockerfile and the config files at their configs/ paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Dockerfile").write_text(plan.dockerfile)
-    for rel, data in plan.files.items():
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return folder
+def build_files(spec: Spec, files: Mapping[str, bytes], config_hashes: Mapping[str, str]) -> dict[str, bytes]:
+    """The Dockerfiles (and the .dockerignore) a rendered environment carries."""
+    out = {".dockerignore": DOCKERIGNORE}
+    for name, plan in image_plans(spec, "-", files, config_hashes).items():
+        out[plan.dockerfile_path] = plan.dockerfile.encode()
+    return out
+
+
+def build(plan: ImagePlan, env_dir: Path, tag: str, *, platform: str | None, on_line=None) -> str:
+    """Build ``plan`` from a rendered environment folder as ``tag``, FROM its base pinned
+    by digest (through the docker chokepoint). Returns the pinned base. ``platform`` None
+    builds for this machine."""
+    from obskit.tools import docker
+
+    base = docker.pinned(plan.base)
+    if on_line:
+        on_line(f"building {tag} (FROM {base})")
+    docker.build(Path(env_dir), tag, file=Path(env_dir) / plan.dockerfile_path, build_args={"BASE": base},
+                 labels={"io.obskit.base": base}, platform=platform)
+    return base

@@ -1,9 +1,10 @@
 """The promote flow.
 
 1. Preflight (every check; any failure stops before anything changes).
-2. Render the environment, then the Terraform inputs: terraform.tfvars.json (from the
-   spec and the binding table) and backend.hcl (one state per environment, S3 locking),
-   beside a copy of obskit's terraform/ tree in .obskit/promote/<env>/.
+2. Render the environment (.obskit/env/<env>/, which holds the images' Dockerfiles and is
+   their build context), then the Terraform inputs: terraform.tfvars.json (from the spec
+   and the binding table) and backend.hcl (one state per environment, S3 locking), beside
+   a copy of obskit's terraform/ tree in .obskit/promote/<env>/.
 3. Secrets into SSM (SecureString): generated ones, and env: references read now.
 4. --apply: create the ECR repositories, build and push one image per component.
 5. terraform init, plan -out; the saved plan is checked (no stateful resource destroyed or
@@ -23,7 +24,8 @@ from typing import Callable
 from obskit import bindings
 from obskit.errors import ObskitError
 from obskit.promote import cloud, ecs, safety
-from obskit.promote.images import image_plans, write_context
+from obskit.promote import images
+from obskit.promote.images import image_plans
 from obskit.promote.preflight import require, run_checks
 from obskit.render import component_hashes, render, write_environment
 from obskit.tools import terraform as tf
@@ -48,10 +50,6 @@ class Workdir:
     @property
     def plan(self) -> Path:
         return self.root / "tfplan"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
 
 
 @dataclass
@@ -116,8 +114,6 @@ def prepare(resolved, env_name: str, workdir: Workdir, *, account: str) -> tuple
     copy_terraform(workdir.terraform)
     workdir.tfvars.write_text(json.dumps(tfvars, indent=2, sort_keys=True) + "\n")
     workdir.backend.write_text(backend_hcl(spec, env_name, env))
-    for name, plan in plans.items():
-        write_context(plan, workdir.images / name)
     return tfvars, plans
 
 
@@ -165,13 +161,12 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
         tf.terraform(["apply", "-auto-approve", "-target=module.ecr", *common], cwd=workdir.terraform, on_line=say)
         registry, user, password = cloud.ecr_credentials(env.region)
         docker.login(registry, user, password)
-        for name, plan in plans.items():
+        for plan in plans.values():
+            # The environment folder is the build context, as for compose's image delivery;
+            # FROM the pinned image by digest: the exact upstream bytes. ECS runs X86_64.
             uri = plan.uri(registry)
-            base = docker.pinned(plan.base)  # FROM by digest: the exact upstream bytes
-            context = workdir.images / name
-            (context / "Dockerfile").write_text(plan.dockerfile.replace(f"FROM {plan.base}\n", f"FROM {base}\n"))
-            say(f"building and pushing {uri} (FROM {base})")
-            docker.build(context, uri)
+            images.build(plan, project.env_dir(env_name), uri, platform="linux/amd64", on_line=say)
+            say(f"pushing {uri}")
             docker.push(uri)
 
     args = ["plan", "-out", str(workdir.plan), *common] + (["-destroy"] if mode == "destroy" else [])

@@ -595,6 +595,14 @@ class ComposeEnvironment(Model):
     )
     hostname: str = "localhost"
     ports: LocalPorts = LocalPorts()
+    config_delivery: Literal["mount", "image"] = Field(
+        "mount",
+        description=(
+            "How the rendered configs reach the containers. mount: bind-mounted read-only from "
+            "configs/ (fast to iterate). image: baked into one image per component, built from "
+            "images/<component>/Dockerfile, the same images and tags `obskit promote` pushes to ECR."
+        ),
+    )
 
 
 FARGATE_MEMORY = {

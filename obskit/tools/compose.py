@@ -180,14 +180,16 @@ class ComposeProject:
             cmd = [str(part) for part in docker.compose.docker_compose_cmd]
         return cmd
 
-    def up(self, *, wait_timeout: int = 300, pull: str = "missing") -> None:
+    def up(self, *, wait_timeout: int = 300, pull: str = "missing", build: bool = True) -> None:
+        """``up --wait``. ``build`` False: never build (the images are already here)."""
         with self._client() as docker:
             call(lambda: docker.compose.up(detach=True, wait=True, wait_timeout=wait_timeout, pull=pull,
-                                           remove_orphans=True, quiet=True))
+                                           remove_orphans=True, quiet=True, no_build=not build))
 
-    def pull(self) -> None:
+    def pull(self, services: list[str] | None = None) -> None:
+        """Pull the images of ``services`` (all when None)."""
         with self._client() as docker:
-            call(lambda: docker.compose.pull(quiet=True))
+            call(lambda: docker.compose.pull(services, quiet=True))
 
     def down(self, *, volumes: bool = False) -> None:
         with self._client() as docker:

@@ -25,9 +25,14 @@ def login(registry: str, username: str, password: str) -> None:
     call(lambda: docker.login(server=registry, username=username, password=password), error=ImageError)
 
 
-def build(context: Path, tag: str, *, platform: str = "linux/amd64") -> None:
+def build(context: Path, tag: str, *, file: Path | None = None, build_args: dict[str, str] | None = None,
+          labels: dict[str, str] | None = None, platform: str | None = "linux/amd64") -> None:
+    """Build ``context`` (with ``file`` as the Dockerfile) into the local image store as
+    ``tag``. ``platform`` None builds for this machine (local stacks); ECS runs linux/amd64."""
     docker = _docker()
-    call(lambda: docker.buildx.build(context, tags=[tag], platforms=[platform], load=True), error=ImageError)
+    call(lambda: docker.buildx.build(context, tags=[tag], file=file, build_args=build_args or {},
+                                     labels=labels or {}, platforms=[platform] if platform else None, load=True),
+         error=ImageError)
 
 
 def push(tag: str) -> None:

@@ -1,0 +1,52 @@
+"""Component images with Docker: built the way `obskit promote` builds them (FROM the pinned
+image by digest, the rendered environment as the context), they carry the rendered bytes
+at the paths compose mounts them; and a stack started from them passes `verify`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+
+import pytest
+
+from obskit.project import Project
+from obskit.render import component_hashes, render
+from obskit.spec.load import load_spec
+from obskit.stack import build_images, ensure_rendered
+
+from e2e.helpers import obskit
+from test_images import COMPONENT_SERVICES, copies, in_container
+
+pytestmark = pytest.mark.docker
+
+
+def test_images_carry_the_rendered_bytes(project_dir, tmp_path):
+    from python_on_whales import DockerClient
+
+    resolved = load_spec(project_dir / "obskit.yaml", environ={}, sets=["environments.local.config_delivery=image"])
+    project = Project.of(resolved, root=project_dir)
+    ensure_rendered(project, "local")
+    built = build_images(project, "local")
+    assert set(built) == set(COMPONENT_SERVICES.values())
+    files = render(resolved, "local")
+    docker = DockerClient()
+    for component, tag in built.items():
+        labels = docker.image.inspect(tag).config.labels
+        assert labels["io.obskit.config-hash"] == component_hashes(files)[component]
+        assert "@sha256:" in labels["io.obskit.base"]  # FROM the upstream image by digest
+        expected = in_container(files, copies(files[f"images/{component}/Dockerfile"].decode()))
+        container = docker.container.create(tag)
+        try:
+            for path, data in expected.items():
+                out = tmp_path / component / PurePosixPath(path).relative_to("/")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                docker.copy((container, path), out)
+                assert out.read_bytes() == data, (component, path)
+        finally:
+            container.remove(force=True)
+
+
+def test_a_stack_from_the_images_passes_verify(project_dir):
+    up = json.loads(obskit(project_dir, "up", "--images", "--json").stdout)
+    assert set(up["images"]) == set(COMPONENT_SERVICES.values())
+    assert up["verify"] and all(o["ok"] for o in up["verify"]), up["verify"]
