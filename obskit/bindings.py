@@ -149,6 +149,11 @@ class Topology:
     instance_id: Mapping[str, str] | None = None
     gateway_user: str = "nginx"
     gateway_files: Mapping[str, str] | None = None
+    # The DNS server the gateway asks when it re-resolves its upstreams' names, and whether
+    # it does ("resolve" on each upstream server, nginx >= 1.27.3): backends that are
+    # replaced get new addresses (ECS tasks, recreated containers).
+    resolver: str = "127.0.0.1"
+    upstream_resolve: bool = False
 
     def addr(self, service: str, port: str) -> str:
         return f"{self.host[service]}:{self.port[service][port]}"
@@ -282,6 +287,8 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     }
     for replica in spec.mimir_replicas:
         gateway[f"OBSKIT_GW_{envname(replica)}"] = topo.addr(replica, "http")
+    gateway["OBSKIT_GW_RESOLVER"] = topo.resolver
+    gateway["OBSKIT_GW_UPSTREAM_RESOLVE"] = "resolve" if topo.upstream_resolve else ""
     out["gateway"] = Service("gateway", "gateway", gateway)
     return out
 
@@ -322,6 +329,8 @@ def _compose(spec: Spec, env: ComposeEnvironment) -> dict[str, Service]:
         public_url=public,
         s3=s3,
         instance_id={r: r for r in spec.mimir_replicas},
+        resolver="127.0.0.11",  # Docker's embedded DNS on the compose network
+        upstream_resolve=True,
     )
     out = _common(spec, topo)
     out["grafana"].env.update(  # type: ignore[attr-defined]
@@ -379,6 +388,8 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         public_url=f"https://{env.domain}",
         s3=s3,
         instance_id={r: r for r in spec.mimir_replicas},
+        resolver="169.254.169.253",  # the VPC's Route 53 Resolver, which answers Cloud Map names
+        upstream_resolve=True,
     )
     out = _common(spec, topo)
     out["grafana"].env.update(  # type: ignore[attr-defined]
@@ -403,8 +414,13 @@ def loopback(
     s3_access_key: str,
     s3_secret_key: str,
     gateway_user: str,
+    upstream_resolve: bool = False,
 ) -> dict[str, Service]:
     """Every component as a process on 127.0.0.1 with the given ports and a work directory.
+
+    Upstreams are IP addresses here, so there is nothing to re-resolve; ``upstream_resolve``
+    still says "resolve" to an nginx that can parse it (>= 1.27.3), so that the same
+    directives run as in a container.
 
     ``ports`` maps each service (``loki``, ``mimir-1``, ``otelcol``, ``grafana``, ``gateway``)
     to its port names as in :data:`PORTS`. S3 is any S3 API on loopback (a moto server in
@@ -442,6 +458,7 @@ def loopback(
             "conf_dir": f"{gw}/conf",
             "secrets_dir": f"{gw}/secrets",
         },
+        upstream_resolve=upstream_resolve,
     )
     return _common(spec, topo)
 

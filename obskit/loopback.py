@@ -19,6 +19,7 @@ from pathlib import Path
 from obskit import bindings
 from obskit.secrets import SecretStore
 from obskit.spec.model import Spec
+from obskit.tools import nginx
 
 
 def free_port() -> int:
@@ -89,6 +90,7 @@ def plan(
         s3_access_key=s3_access_key,
         s3_secret_key=s3_secret_key,
         gateway_user=worker_user(),
+        upstream_resolve=nginx.supports_upstream_resolve(),
     )
     env = {name: bindings.resolve_env(svc, values) for name, svc in table.items()}
     for name in table:

@@ -303,3 +303,75 @@ def test_grafana_metrics_are_not_published_through_the_gateway(gw):
     assert r.status_code == 404
     assert len(grafana.seen) == before  # never reached Grafana
     assert call(gw, "GET", "/grafana/api/health").status_code == 200
+
+
+# --------------------------------------------------------------------------- re-resolution
+
+
+def _prepared(tmp_path, **overrides):
+    """The rendered gateway prepared with the loopback bindings, some of them overridden."""
+    from obskit.tools import nginx
+
+    resolved = load_spec(None, environ={}, use_default_file=False)
+    write_environment(render(resolved, "local"), tmp_path / "env")
+    plan = loopback.plan(resolved.spec, tmp_path / "env", tmp_path / "work")
+    env = dict(plan.env["gateway"]) | {"OBSKIT_GW_CONF_DIR": str(tmp_path / "conf")} | overrides
+    return nginx.prepare(tmp_path / "env" / "configs" / "gateway", env)
+
+
+def test_every_upstream_can_be_re_resolved_where_the_environment_says_so(aws_spec):
+    from obskit import bindings
+
+    resolved = load_spec(aws_spec, environ={})
+    compose = bindings.services(resolved.spec, "local")["gateway"].env
+    aws = bindings.services(resolved.spec, "prod")["gateway"].env
+    assert (compose["OBSKIT_GW_RESOLVER"], compose["OBSKIT_GW_UPSTREAM_RESOLVE"]) == ("127.0.0.11", "resolve")
+    assert (aws["OBSKIT_GW_RESOLVER"], aws["OBSKIT_GW_UPSTREAM_RESOLVE"]) == ("169.254.169.253", "resolve")
+    text = render(resolved, "local")["configs/gateway/templates/nginx.conf.template"].decode()
+    upstreams = re.findall(r"upstream (\w+) \{(.*?)\n    \}", text, re.S)
+    assert {name for name, _ in upstreams} == {"obskit_loki", "obskit_mimir", "obskit_otelcol", "obskit_grafana"}
+    for name, body in upstreams:
+        assert f"zone {name} " in body, name  # "resolve" needs the upstream in shared memory
+        servers = [line.strip() for line in body.splitlines() if line.strip().startswith("server ")]
+        assert servers and all(s.endswith(" ${OBSKIT_GW_UPSTREAM_RESOLVE};") for s in servers), name
+    assert "resolver ${OBSKIT_GW_RESOLVER} valid=10s" in text
+
+
+def test_the_version_gate_agrees_with_the_nginx_on_path(tmp_path):
+    """Forced on, "resolve" passes `nginx -t` exactly when obskit's gate says this nginx
+    parses it (Debian's 1.22 does not; the pinned image's 1.30 does)."""
+    require_tool("nginx", "apt-get install nginx")
+    from obskit.errors import NginxError
+    from obskit.tools import nginx
+
+    assert not nginx.supports_upstream_resolve((1, 22, 1)) and not nginx.supports_upstream_resolve((1, 27, 2))
+    assert nginx.supports_upstream_resolve((1, 27, 3)) and nginx.supports_upstream_resolve((1, 30, 5))
+    found = nginx.version()
+    assert found is not None and len(found) == 3
+    prepared = _prepared(tmp_path, OBSKIT_GW_UPSTREAM_RESOLVE="resolve")
+    try:
+        nginx.test_config(prepared.conf)
+        parsed = True
+    except NginxError as exc:
+        assert '"resolve"' in exc.output, exc.output
+        parsed = False
+    assert parsed == nginx.supports_upstream_resolve(found), found
+    # And the loopback bindings follow the gate, so the rendered config always parses.
+    nginx.test_config(_prepared(tmp_path / "gated").conf)
+
+
+def test_with_resolve_the_gateway_starts_before_its_backends_have_names(tmp_path):
+    """Names that do not resolve yet (a task not yet registered in Cloud Map) stop an nginx
+    that resolves at start; with "resolve" it starts and resolves them later."""
+    require_tool("nginx", "apt-get install nginx")
+    from obskit.errors import NginxError
+    from obskit.tools import nginx
+
+    if not nginx.supports_upstream_resolve():
+        pytest.skip(f"nginx {'.'.join(map(str, nginx.version()))} on PATH predates 1.27.3, which reads "
+                    "'resolve'; the pinned gateway image does, and so does any newer nginx users run this with")
+    names = {"OBSKIT_GW_LOKI": "loki.obskit.invalid:3100", "OBSKIT_GW_GRAFANA": "grafana.obskit.invalid:3000"}
+    nginx.test_config(_prepared(tmp_path / "on", OBSKIT_GW_UPSTREAM_RESOLVE="resolve", **names).conf)
+    with pytest.raises(NginxError) as info:
+        nginx.test_config(_prepared(tmp_path / "off", OBSKIT_GW_UPSTREAM_RESOLVE="", **names).conf)
+    assert "host not found" in info.value.output

@@ -231,6 +231,14 @@ def test_floating_image_tag_is_refused():
         load(sets=["images.loki=grafana/loki:3.7"])
 
 
+def test_gateway_image_must_read_upstream_resolve():
+    with pytest.raises(SpecError) as info:
+        load(sets=["images.gateway=nginx:1.26.3"])
+    assert "images.gateway" in str(info.value) and "1.27.3" in str(info.value)
+    assert load(sets=["images.gateway=nginx:1.27.3"]).spec.images.gateway == "nginx:1.27.3"
+    assert load(sets=["images.gateway=nginx:1.30.5@sha256:" + "a" * 64]).spec.images.gateway.startswith("nginx:1.30.5@")
+
+
 def test_replication_factor_above_replicas():
     with pytest.raises(SpecError) as info:
         load(sets=["mimir.replicas=2"])

@@ -110,6 +110,21 @@ class Images(Model):
     object_store: Image = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     object_store_client: Image = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
 
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_resolves_at_run_time(cls, value: str) -> str:
+        # The gateway config re-resolves upstream names with `server ... resolve`, which
+        # nginx parses from 1.27.3 on; an older image would refuse to start.
+        m = re.match(r"^\d+\.\d+\.\d+", _EXACT_TAG.match(value).group("tag"))
+        if m and tuple(int(x) for x in m.group(0).split(".")) < (1, 27, 3):
+            raise PydanticCustomError(
+                "gateway_too_old",
+                "gateway image '{image}' is older than nginx 1.27.3, which the gateway needs to "
+                "re-resolve its upstreams at run time; pin nginx 1.27.3 or newer",
+                {"image": value},
+            )
+        return value
+
 
 class RateLimit(Model):
     """Gateway limits applied per credential."""

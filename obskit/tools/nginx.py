@@ -69,6 +69,25 @@ def prepare(gateway_dir: Path, environ: Mapping[str, str]) -> Prepared:
     return Prepared(conf_dir / "nginx.conf", env)
 
 
+# nginx reads "resolve" on an upstream server (re-resolving its name at run time) from 1.27.3.
+UPSTREAM_RESOLVE_SINCE = (1, 27, 3)
+
+
+def version() -> tuple[int, ...] | None:
+    """The version of the nginx on PATH, or None without one."""
+    if which("nginx") is None:
+        return None
+    result = run(["nginx", "-v"], error=NginxError, timeout=30)
+    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", result.stderr + result.stdout)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def supports_upstream_resolve(found: tuple[int, ...] | None = None) -> bool:
+    """Whether this nginx (or ``found``) parses ``server NAME resolve`` in an upstream."""
+    found = version() if found is None else found
+    return found is not None and found >= UPSTREAM_RESOLVE_SINCE
+
+
 def test_config(conf: Path) -> str:
     """``nginx -t`` on a prepared config; returns nginx's report, raises NginxError."""
     result = run(["nginx", "-t", "-q", "-c", str(conf), "-e", "stderr"], error=NginxError, timeout=60)
