@@ -176,3 +176,41 @@ def test_ecr_login_goes_through_the_docker_chokepoint_with_moto_credentials(aws)
         docker.login(registry, user, password)
     assert info.value.command[1:] == ["login", "--password-stdin", "--username", "AWS", registry]
     assert password not in str(info.value) and password not in " ".join(info.value.command)
+
+
+def test_container_definitions_are_accepted_by_the_ecs_api(aws):
+    """What Terraform hands to ECS: obskit's container definitions with its placeholders
+    filled as the ecs module fills them, registered through the ECS API (botocore checks
+    every field name and type against the service model; moto stores them)."""
+    import json
+
+    from obskit.promote.ecs import tfvars
+    from obskit.promote.images import image_plans
+    from obskit.render import component_hashes, render
+
+    from conftest import REPO
+
+    resolved = load_spec(REPO / "tests" / "fixtures" / "alerting.yaml", environ={})
+    files = render(resolved, "prod")
+    plans = image_plans(resolved.spec, "prod", files, component_hashes(files))
+    account = aws.caller_identity(REGION)["account"]
+    inputs = tfvars(resolved.spec, "prod", plans, component_hashes(files), f"{account}.dkr.ecr.{REGION}.amazonaws.com")
+    ecs = aws.client("ecs", REGION)
+    for name, svc in inputs["services"].items():
+        text = (svc["container_definitions"]
+                .replace("__OBSKIT_SSM_ARN__", f"arn:aws:ssm:{REGION}:{account}:parameter")
+                .replace("__OBSKIT_OUTPUT_grafana_database_endpoint__", "grafana.cluster-x.eu-west-1.rds.amazonaws.com"))
+        assert "__OBSKIT_" not in text, name  # every placeholder is one the ecs module fills
+        definitions = json.loads(text)
+        task = ecs.register_task_definition(
+            family=f"obskit-prod-{name}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu=str(svc["cpu"]), memory=str(svc["memory"]),
+            executionRoleArn=f"arn:aws:iam::{account}:role/obskit-prod-ecs-execution",
+            taskRoleArn=f"arn:aws:iam::{account}:role/obskit-prod-{name}",
+            runtimePlatform={"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+            containerDefinitions=definitions)["taskDefinition"]
+        stored = {c["name"]: c for c in task["containerDefinitions"]}
+        assert stored[name]["image"] == inputs["images"][svc["component"]], name
+        assert stored[name]["image"].endswith(":" + plans[svc["component"]].tag), name
+        for secret in stored[name].get("secrets", []):
+            assert secret["valueFrom"].startswith(f"arn:aws:ssm:{REGION}:{account}:parameter/obskit/obskit/prod/")
