@@ -154,6 +154,9 @@ class Topology:
     # replaced get new addresses (ECS tasks, recreated containers).
     resolver: str = "127.0.0.1"
     upstream_resolve: bool = False
+    # Whether data directories vanish with their container (ECS Fargate tasks): then Loki
+    # and Mimir flush what they hold to the object store when they stop.
+    ephemeral_storage: bool = False
 
     def addr(self, service: str, port: str) -> str:
         return f"{self.host[service]}:{self.port[service][port]}"
@@ -180,6 +183,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
             "LOKI_MEMBERLIST_JOIN": topo.addr("loki", "memberlist"),
             "LOKI_INSTANCE_ADDR": topo.instance_addr,
             "LOKI_DATA_DIR": topo.data_dir["loki"],
+            "LOKI_FLUSH_ON_SHUTDOWN": "true" if topo.ephemeral_storage else "false",
             "S3_ENDPOINT": s3["endpoint"],
             "S3_REGION": s3["region"],
             "S3_INSECURE": s3["insecure"],
@@ -208,6 +212,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
                 "MIMIR_INSTANCE_ADDR": topo.instance_addr,
                 "MIMIR_INSTANCE_ID": (topo.instance_id or {}).get(replica, ""),
                 "MIMIR_DATA_DIR": topo.data_dir[replica],
+                "MIMIR_FLUSH_ON_SHUTDOWN": "true" if topo.ephemeral_storage else "false",
                 "MIMIR_CONFIG_DIR": topo.config_dir["mimir"],
                 "S3_ENDPOINT": s3["endpoint"],
                 "S3_REGION": s3["region"],
@@ -390,6 +395,7 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         instance_id={r: r for r in spec.mimir_replicas},
         resolver="169.254.169.253",  # the VPC's Route 53 Resolver, which answers Cloud Map names
         upstream_resolve=True,
+        ephemeral_storage=True,  # Fargate task storage goes with the task
     )
     out = _common(spec, topo)
     out["grafana"].env.update(  # type: ignore[attr-defined]

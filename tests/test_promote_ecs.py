@@ -118,6 +118,15 @@ def test_task_roles_reach_only_their_own_buckets(prod):
     assert services["grafana"]["buckets"] == [] and services["gateway"]["buckets"] == []
 
 
+def test_loki_and_mimir_get_fargates_longest_stop_timeout_to_flush(prod):
+    defs = {name: json.loads(s["container_definitions"]) for name, s in prod["tfvars"]["services"].items()}
+    for name, containers in defs.items():
+        expected = 120 if name == "loki" or name.startswith("mimir-") else 60
+        assert containers[0]["stopTimeout"] == expected, name
+        flush = {e["name"]: e["value"] for e in containers[0]["environment"]}
+        assert flush.get("LOKI_FLUSH_ON_SHUTDOWN", flush.get("MIMIR_FLUSH_ON_SHUTDOWN", "true")) == "true", name
+
+
 def test_sizes_come_from_the_spec(prod):
     env = prod["spec"].environments["prod"]
     for name, s in prod["tfvars"]["services"].items():

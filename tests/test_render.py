@@ -179,6 +179,21 @@ def test_mimir_config_has_what_the_stack_needs(local_files):
     assert cfg["ingester"]["ring"]["replication_factor"] == 3
     assert len(cfg["memberlist"]["join_members"]) == 3
     assert cfg["limits"]["otel_metric_suffixes_enabled"] is False
+    # Shipped heads are queryable at once: the store is asked for recent data too.
+    assert cfg["querier"]["query_store_after"] == "0s"
+    assert cfg["blocks_storage"]["bucket_store"]["ignore_blocks_within"] == "0s"
+
+
+def test_data_is_flushed_on_shutdown_only_where_storage_dies_with_the_container(aws_spec, local_files):
+    loki = yaml.safe_load(local_files["configs/loki/loki.yaml"])
+    mimir = yaml.safe_load(local_files["configs/mimir/mimir.yaml"])
+    assert loki["ingester"]["wal"]["flush_on_shutdown"] == "${LOKI_FLUSH_ON_SHUTDOWN}"
+    assert mimir["blocks_storage"]["tsdb"]["flush_blocks_on_shutdown"] == "${MIMIR_FLUSH_ON_SHUTDOWN}"
+    spec = load(aws_spec).spec
+    for env_name, flush in (("local", "false"), ("prod", "true")):  # compose volumes vs Fargate task storage
+        services = bindings.services(spec, env_name)
+        assert services["loki"].env["LOKI_FLUSH_ON_SHUTDOWN"] == flush, env_name
+        assert {services[r].env["MIMIR_FLUSH_ON_SHUTDOWN"] for r in spec.mimir_replicas} == {flush}, env_name
 
 
 def test_collector_config_uses_current_component_names(local_files):
