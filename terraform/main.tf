@@ -38,9 +38,10 @@ module "network" {
 module "security_groups" {
   source = "./modules/security_groups"
 
-  name              = local.name
-  vpc_id            = module.network.vpc_id
-  s3_prefix_list_id = module.network.s3_prefix_list_id
+  name                 = local.name
+  vpc_id               = module.network.vpc_id
+  s3_prefix_list_id    = module.network.s3_prefix_list_id
+  grafana_egress_ports = var.grafana_egress_ports
 }
 
 module "dns" {

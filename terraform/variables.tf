@@ -58,6 +58,17 @@ variable "ssm_prefix" {
   type        = string
 }
 
+variable "grafana_egress_ports" {
+  description = "TCP ports besides 443 that Grafana may reach on the internet: the SMTP server's port when email contact points are set."
+  type        = list(number)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.grafana_egress_ports : p >= 1 && p <= 65535 && floor(p) == p])
+    error_message = "Each port must be a whole number from 1 to 65535."
+  }
+}
+
 variable "buckets" {
   description = "Bucket name per purpose: loki_chunks, loki_ruler, mimir_blocks, mimir_ruler, mimir_alertmanager."
   type        = map(string)

@@ -127,6 +127,16 @@ def test_loki_and_mimir_get_fargates_longest_stop_timeout_to_flush(prod):
         assert flush.get("LOKI_FLUSH_ON_SHUTDOWN", flush.get("MIMIR_FLUSH_ON_SHUTDOWN", "true")) == "true", name
 
 
+def test_grafana_may_reach_the_smtp_server_only_when_email_is_set(prod, aws_spec):
+    assert prod["spec"].alerting.smtp.host.endswith(":587")
+    assert prod["tfvars"]["grafana_egress_ports"] == [587]
+    resolved = load_spec(aws_spec, environ={})  # no email contact point, no SMTP
+    files = render(resolved, "prod")
+    hashes = component_hashes(files)
+    plain = tfvars(resolved.spec, "prod", image_plans(resolved.spec, "prod", files, hashes), hashes, REGISTRY)
+    assert plain["grafana_egress_ports"] == []
+
+
 def test_sizes_come_from_the_spec(prod):
     env = prod["spec"].environments["prod"]
     for name, s in prod["tfvars"]["services"].items():

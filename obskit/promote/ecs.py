@@ -146,6 +146,8 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
             "password_parameter": ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD),
         },
         "ecr_repositories": sorted(p.repository for p in plans.values()),
+        # Grafana reaches HTTPS for notifications anyway; email needs its SMTP port too.
+        "grafana_egress_ports": [int(spec.alerting.smtp.host.rsplit(":", 1)[1])] if spec.alerting.smtp else [],
         "images": images,
         "base_images": {c: p.base for c, p in sorted(plans.items())},
         "config_hashes": dict(sorted(config_hashes.items())),

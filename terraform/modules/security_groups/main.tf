@@ -6,14 +6,24 @@ locals {
   roles = {
     alb     = "The public ALB: HTTPS in from anywhere, out to the gateway only."
     gateway = "The nginx gateway: from the ALB, the collector and Grafana; to Loki, Mimir, the collector and Grafana."
-    grafana = "Grafana: from the gateway; to the gateway (datasources), its database, and HTTPS for notifications."
+    grafana = "Grafana: from the gateway; to the gateway (datasources), its database, and HTTPS (and SMTP if set) for notifications."
     loki    = "Loki: from the gateway and the collector (scrapes), gossip among replicas, S3 out."
     mimir   = "Mimir replicas: from the gateway and the collector (scrapes), gossip among replicas, S3 out."
     otelcol = "The collector: from the gateway (OTLP intake, access-log syslog); to the gateway and the scrape targets."
     rds     = "Aurora for Grafana: from Grafana only."
   }
 
-  rules = {
+  # Grafana's mail server, when email contact points are set (SMTP: 587, 465 or 25).
+  grafana_egress = {
+    for p in var.grafana_egress_ports : "grafana-out-cidr-0_0_0_0_0-${p}-tcp" => {
+      role        = "grafana", ingress = false, kind = "cidr", peer = "0.0.0.0/0", port = p, protocol = "tcp",
+      description = "notifications by email (SMTP)"
+    } if p != 443
+  }
+
+  rules = merge(local.static_rules, local.grafana_egress)
+
+  static_rules = {
     "alb-in-cidr-0_0_0_0_0-443-tcp"             = { role = "alb", ingress = true, kind = "cidr", peer = "0.0.0.0/0", port = 443, protocol = "tcp", description = "HTTPS from the internet" }
     "alb-in-cidr-0_0_0_0_0-80-tcp"              = { role = "alb", ingress = true, kind = "cidr", peer = "0.0.0.0/0", port = 80, protocol = "tcp", description = "HTTP from the internet, redirected to HTTPS" }
     "alb-out-sg-gateway-gateway_https-tcp"      = { role = "alb", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "to the gateway's TLS listener" }

@@ -13,6 +13,12 @@ variable "s3_prefix_list_id" {
   type        = string
 }
 
+variable "grafana_egress_ports" {
+  description = "TCP ports besides 443 that Grafana may reach on the internet (an SMTP server's, for email contact points)."
+  type        = list(number)
+  default     = []
+}
+
 variable "ports" {
   description = "The ports of the stack (container ports, the same in compose)."
   type = object({
