@@ -59,7 +59,7 @@ variable "ssm_prefix" {
 }
 
 variable "grafana_egress_ports" {
-  description = "TCP ports besides 443 that Grafana may reach on the internet: the SMTP server's port when email contact points are set."
+  description = "TCP ports besides 443 that Grafana may reach on the internet: the SMTP server's, and those of webhook URLs written in the spec."
   type        = list(number)
   default     = []
 

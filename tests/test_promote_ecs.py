@@ -137,6 +137,20 @@ def test_grafana_may_reach_the_smtp_server_only_when_email_is_set(prod, aws_spec
     assert plain["grafana_egress_ports"] == []
 
 
+def test_webhook_ports_written_in_the_spec_are_opened_too(aws_spec):
+    from obskit.promote.ecs import grafana_egress_ports
+
+    text = aws_spec.read_text() + (
+        "alerting:\n  contact_points:\n"
+        "    - {name: ops-hook, type: webhook, url: 'http://hooks.internal.example/alerts'}\n"
+        "    - {name: audit, type: webhook, url: 'https://audit.example:8443/in'}\n"
+        "    - {name: tokened, type: webhook, url: 'env:HOOK_URL'}\n"
+        "    - {name: plain, type: webhook, url: 'https://hooks.example.com/x'}\n"
+        "  policy: {receiver: ops-hook}\n")
+    aws_spec.write_text(text)
+    assert grafana_egress_ports(load_spec(aws_spec, environ={}).spec) == [80, 8443]
+
+
 def test_sizes_come_from_the_spec(prod):
     env = prod["spec"].environments["prod"]
     for name, s in prod["tfvars"]["services"].items():

@@ -101,6 +101,23 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
     return out
 
 
+def grafana_egress_ports(spec: Spec) -> list[int]:
+    """Ports besides 443 that Grafana's notifications need: the SMTP server's, and those of
+    webhook URLs written in the spec. (A URL kept as a secret is not known here: it must be
+    HTTPS on 443, which Grafana may always reach.)"""
+    from urllib.parse import urlsplit
+
+    ports = set()
+    if spec.alerting.smtp:
+        ports.add(int(spec.alerting.smtp.host.rsplit(":", 1)[1]))
+    for contact in spec.alerting.contact_points:
+        url = getattr(contact, "url", None)
+        if contact.type == "webhook" and url and url.startswith(("http://", "https://")):
+            parts = urlsplit(url)
+            ports.add(parts.port or (80 if parts.scheme == "http" else 443))
+    return sorted(ports - {443})
+
+
 def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes: dict[str, str],
            registry: str) -> dict:
     """Everything the root module needs, as JSON-ready data."""
@@ -146,8 +163,7 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
             "password_parameter": ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD),
         },
         "ecr_repositories": sorted(p.repository for p in plans.values()),
-        # Grafana reaches HTTPS for notifications anyway; email needs its SMTP port too.
-        "grafana_egress_ports": [int(spec.alerting.smtp.host.rsplit(":", 1)[1])] if spec.alerting.smtp else [],
+        "grafana_egress_ports": grafana_egress_ports(spec),
         "images": images,
         "base_images": {c: p.base for c, p in sorted(plans.items())},
         "config_hashes": dict(sorted(config_hashes.items())),

@@ -13,11 +13,11 @@ locals {
     rds     = "Aurora for Grafana: from Grafana only."
   }
 
-  # Grafana's mail server, when email contact points are set (SMTP: 587, 465 or 25).
+  # Grafana's notifications beyond HTTPS on 443: its SMTP server, webhooks on other ports.
   grafana_egress = {
     for p in var.grafana_egress_ports : "grafana-out-cidr-0_0_0_0_0-${p}-tcp" => {
       role        = "grafana", ingress = false, kind = "cidr", peer = "0.0.0.0/0", port = p, protocol = "tcp",
-      description = "notifications by email (SMTP)"
+      description = "notifications (SMTP, webhooks) on this port"
     } if p != 443
   }
 
