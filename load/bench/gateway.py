@@ -125,7 +125,9 @@ def main() -> None:
             rows.append((label, "through the gateway (TLS, {SSHA} auth, limit_req)", g))
         # The same with apr1 hashes: what a slower scheme costs.
         htpasswd = Path(plan.env["gateway"]["OBSKIT_GW_SECRETS_DIR"]) / "htpasswd"
-        apr1 = subprocess.run(["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True).stdout.strip()
+        # On stdin: a generated password may start with "-", and stays out of the process list.
+        apr1 = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"], input=password + "\n", capture_output=True,
+                              text=True, check=True).stdout.strip()
         os.chmod(htpasswd, 0o600)
         htpasswd.write_text(f"{user}:{apr1}\n")
         os.chmod(htpasswd, 0o400)
