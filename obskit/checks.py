@@ -351,6 +351,29 @@ def check_binary(tool: str, loop) -> CheckResult:
 # --------------------------------------------------------------------------- entry point
 
 
+# --------------------------------------------------------------------------- images
+
+
+def image_problems(files: Mapping[str, bytes]) -> list[str]:
+    """Each component Dockerfile builds FROM its pinned base and copies only what was
+    rendered under configs/ (the one folder the build context's .dockerignore admits)."""
+    problems = []
+    dockerfiles = sorted(rel for rel in files if rel.startswith("images/") and rel.endswith("/Dockerfile"))
+    if dockerfiles and files.get(".dockerignore", b"").split(b"\n")[1:3] != [b"*", b"!configs/"]:
+        problems.append(".dockerignore must admit configs/ only")
+    for rel in dockerfiles:
+        lines = [line for line in files[rel].decode().splitlines() if line and not line.startswith("#")]
+        if len(lines) < 2 or not lines[0].startswith("ARG BASE=") or lines[1] != "FROM ${BASE}":
+            problems.append(f"{rel}: must start with ARG BASE=<pinned image> and FROM ${{BASE}}")
+        for line in lines:
+            if not line.startswith("COPY "):
+                continue
+            src = [w for w in line.split()[1:] if not w.startswith("--")][0]
+            if not src.startswith("configs/") or not (src in files or any(f.startswith(src + "/") for f in files)):
+                problems.append(f"{rel}: COPY {src} is not a rendered file or folder under configs/")
+    return problems
+
+
 def check_files(resolved: ResolvedSpec, env_name: str, files: Files, workdir: Path) -> list[CheckResult]:
     from obskit import loopback
     from obskit.spec.model import ComposeEnvironment
@@ -371,6 +394,10 @@ def check_files(resolved: ResolvedSpec, env_name: str, files: Files, workdir: Pa
     results.append(check_nginx(loop))
     results.append(check_promql(shipped_promql(files), workdir))
     results.append(check_logql(shipped_logql(files), files))
+    problems = image_problems(files)
+    count = sum(1 for rel in files if rel.startswith("images/"))
+    results.append(CheckResult("images", "fail" if problems else "pass",
+                               "; ".join(problems) or f"{count} Dockerfiles copy only rendered configs"))
     problems = datasource_problems(files)
     results.append(CheckResult("datasource uids", "fail" if problems else "pass",
                                "; ".join(problems) or "every dashboard and rule reference resolves"))

@@ -155,3 +155,17 @@ def test_bad_delivery_is_one_clear_message(run_obskit):
     result = run_obskit("render", "--set", "environments.local.config_delivery=copy")
     assert result.returncode == 2
     assert "environments.local.config_delivery" in result.stderr and "'mount' or 'image'" in result.stderr
+
+
+def test_check_names_a_dockerfile_that_copies_what_was_not_rendered(mounted):
+    from obskit.checks import image_problems
+
+    assert image_problems(mounted) == []
+    broken = dict(mounted)
+    del broken["configs/mimir/runtime.yaml"]
+    broken["images/loki/Dockerfile"] = broken["images/loki/Dockerfile"].replace(b"FROM ${BASE}", b"FROM grafana/loki:latest")
+    broken[".dockerignore"] = b"# nothing ignored\n"
+    problems = image_problems(broken)
+    assert "images/mimir/Dockerfile: COPY configs/mimir/runtime.yaml is not a rendered file or folder under configs/" in problems
+    assert any(p.startswith("images/loki/Dockerfile: must start with ARG BASE") for p in problems)
+    assert ".dockerignore must admit configs/ only" in problems
