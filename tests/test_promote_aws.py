@@ -214,3 +214,20 @@ def test_container_definitions_are_accepted_by_the_ecs_api(aws):
         assert stored[name]["image"].endswith(":" + plans[svc["component"]].tag), name
         for secret in stored[name].get("secrets", []):
             assert secret["valueFrom"].startswith(f"arn:aws:ssm:{REGION}:{account}:parameter/obskit/obskit/prod/")
+
+
+def test_an_image_already_in_ecr_is_found_by_its_content_tag(aws):
+    import json
+
+    ecr = aws.client("ecr", REGION)
+    repository = f"obskit-{uuid.uuid4().hex[:6]}/loki"
+    ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                           "digest": "sha256:" + "0" * 64}, "layers": []}
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag="cfg-0123456789abcdef")
+    assert aws.image_exists(REGION, repository, "cfg-0123456789abcdef")
+    assert not aws.image_exists(REGION, repository, "cfg-fedcba9876543210")
+    with pytest.raises(aws.AwsError) as info:  # any other failure is one clear message
+        aws.image_exists(REGION, "obskit-missing/loki", "cfg-0123456789abcdef")
+    assert "RepositoryNotFoundException" in str(info.value) and info.value.exit_code == 4

@@ -25,6 +25,11 @@ def client(service: str, region: str):
     return boto3.session.Session(region_name=region).client(service)
 
 
+def _client_error(what: str, exc) -> AwsError:
+    err = exc.response.get("Error", {})
+    return AwsError(f"{what}: {err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": "))
+
+
 def _call(what: str, fn):
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -34,8 +39,7 @@ def _call(what: str, fn):
         raise AwsError("no AWS credentials found",
                        hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`") from None
     except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise AwsError(f"{what}: {err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")) from None
+        raise _client_error(what, exc) from None
     except BotoCoreError as exc:
         raise AwsError(f"{what}: {exc}") from None
 
@@ -101,6 +105,25 @@ def ecr_credentials(region: str) -> tuple[str, str, str]:
     user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
     registry = data["proxyEndpoint"].removeprefix("https://")
     return registry, user, password
+
+
+def image_exists(region: str, repository: str, tag: str) -> bool:
+    """Whether ``repository:tag`` is already in ECR. Tags are content hashes and the
+    repositories immutable, so an image that is there is the one promote would build."""
+    from botocore.exceptions import ClientError
+
+    ecr = client("ecr", region)
+
+    def look() -> bool:
+        try:
+            ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+                return False
+            raise
+
+    return _call(f"looking up {repository}:{tag} in ECR", look)
 
 
 def hosted_zone_name(region: str, zone_id: str) -> str:

@@ -162,9 +162,14 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
         registry, user, password = cloud.ecr_credentials(env.region)
         docker.login(registry, user, password)
         for plan in plans.values():
+            uri = plan.uri(registry)
+            # The tag is a content hash in an immutable repository: if it is there, it is
+            # this image, and pushing it again would be refused.
+            if cloud.image_exists(env.region, plan.repository, plan.tag):
+                say(f"{uri} is already in ECR: not rebuilt")
+                continue
             # The environment folder is the build context, as for compose's image delivery;
             # FROM the pinned image by digest: the exact upstream bytes. ECS runs X86_64.
-            uri = plan.uri(registry)
             images.build(plan, project.env_dir(env_name), uri, platform="linux/amd64", on_line=say)
             say(f"pushing {uri}")
             docker.push(uri)

@@ -6,6 +6,9 @@ resource "aws_ecr_repository" "this" {
 
   name                 = each.key
   image_tag_mutability = "IMMUTABLE"
+  # Images hold no data: promote rebuilds them from the spec. Without this, destroy stops
+  # at the first repository that still holds an image.
+  force_delete = true
 
   image_scanning_configuration {
     scan_on_push = true
