@@ -257,9 +257,9 @@ def pulled_services(project: Project, env_name: str) -> list[str]:
 
 
 def build_images(project: Project, env_name: str, *, on_progress=None) -> dict[str, str]:
-    """With ``config_delivery: image``: build each component image from the rendered
-    environment (FROM its pinned image by digest), tagged as the compose file names it.
-    Returns component -> local tag; nothing (and no build) with ``mount`` delivery."""
+    """With ``config_delivery: image``: build each component image that is not here yet
+    from the rendered environment (FROM its pinned image by digest), tagged as the compose
+    file names it. Returns component -> local tag; nothing (and no build) with ``mount``."""
     from obskit.promote import images
     from obskit.render import component_hashes
 
@@ -269,12 +269,18 @@ def build_images(project: Project, env_name: str, *, on_progress=None) -> dict[s
     env_dir = project.env_dir(env_name)  # rendered and current: the build context
     files = render(project.resolved, env_name)
     built = {}
+    from obskit.tools import docker
+
     for name, plan in images.image_plans(project.spec, env_name, files, component_hashes(files)).items():
         tag = images.local_image(project.spec, plan)
+        built[name] = tag
+        # The tag is a content hash: an image already tagged so is this one. Building it
+        # again would give a new image id, and compose would recreate the container.
+        if docker.image_exists(tag):
+            continue
         if on_progress:
             on_progress(f"building {tag}", [])
         images.build(plan, env_dir, tag, platform=None)
-        built[name] = tag
     return built
 
 

@@ -231,3 +231,13 @@ def test_an_image_already_in_ecr_is_found_by_its_content_tag(aws):
     with pytest.raises(aws.AwsError) as info:  # any other failure is one clear message
         aws.image_exists(REGION, "obskit-missing/loki", "cfg-0123456789abcdef")
     assert "RepositoryNotFoundException" in str(info.value) and info.value.exit_code == 4
+
+
+def test_local_image_lookup_goes_through_the_docker_chokepoint():
+    """No engine here: asking whether a component image is built already is a typed error
+    (exit 3), never a silent "no" that would rebuild and recreate containers."""
+    from obskit.tools import docker
+
+    with pytest.raises(DockerUnavailable) as info:
+        docker.image_exists("obskit/loki:cfg-0123456789abcdef")
+    assert info.value.exit_code == 3 and "obskit/loki:cfg-0123456789abcdef" in info.value.command

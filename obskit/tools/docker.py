@@ -35,6 +35,12 @@ def build(context: Path, tag: str, *, file: Path | None = None, build_args: dict
          error=ImageError)
 
 
+def image_exists(tag: str) -> bool:
+    """Whether the local image store holds ``tag``."""
+    docker = _docker()
+    return call(lambda: docker.image.exists(tag), error=ImageError)
+
+
 def push(tag: str) -> None:
     docker = _docker()
     call(lambda: docker.image.push(tag, quiet=True), error=ImageError)

@@ -46,7 +46,12 @@ def test_images_carry_the_rendered_bytes(project_dir, tmp_path):
             container.remove(force=True)
 
 
-def test_a_stack_from_the_images_passes_verify(project_dir):
+def test_a_stack_from_the_images_passes_verify_and_a_second_up_recreates_nothing(project_dir):
+    from e2e.test_stack_e2e import container_ids
+
     up = json.loads(obskit(project_dir, "up", "--images", "--json").stdout)
     assert set(up["images"]) == set(COMPONENT_SERVICES.values())
     assert up["verify"] and all(o["ok"] for o in up["verify"]), up["verify"]
+    before = container_ids(project_dir)
+    obskit(project_dir, "up", "--images", "--no-verify")  # images found by their content tags
+    assert container_ids(project_dir) == before
