@@ -348,30 +348,30 @@ def check_binary(tool: str, loop) -> CheckResult:
     return CheckResult(name, "pass", "accepted by the binary")
 
 
-# --------------------------------------------------------------------------- entry point
-
-
 # --------------------------------------------------------------------------- images
 
 
 def image_problems(files: Mapping[str, bytes]) -> list[str]:
     """Each component Dockerfile builds FROM its pinned base and copies only what was
     rendered under configs/ (the one folder the build context's .dockerignore admits)."""
+    from obskit.promote import images
+
     problems = []
     dockerfiles = sorted(rel for rel in files if rel.startswith("images/") and rel.endswith("/Dockerfile"))
-    if dockerfiles and files.get(".dockerignore", b"").split(b"\n")[1:3] != [b"*", b"!configs/"]:
+    if dockerfiles and files.get(".dockerignore") != images.DOCKERIGNORE:
         problems.append(".dockerignore must admit configs/ only")
     for rel in dockerfiles:
-        lines = [line for line in files[rel].decode().splitlines() if line and not line.startswith("#")]
+        text = files[rel].decode()
+        lines = [line for line in text.splitlines() if line and not line.startswith("#")]
         if len(lines) < 2 or not lines[0].startswith("ARG BASE=") or lines[1] != "FROM ${BASE}":
             problems.append(f"{rel}: must start with ARG BASE=<pinned image> and FROM ${{BASE}}")
-        for line in lines:
-            if not line.startswith("COPY "):
-                continue
-            src = [w for w in line.split()[1:] if not w.startswith("--")][0]
+        for src, _dest in images.copies(text):
             if not src.startswith("configs/") or not (src in files or any(f.startswith(src + "/") for f in files)):
                 problems.append(f"{rel}: COPY {src} is not a rendered file or folder under configs/")
     return problems
+
+
+# --------------------------------------------------------------------------- entry point
 
 
 def check_files(resolved: ResolvedSpec, env_name: str, files: Files, workdir: Path) -> list[CheckResult]:

@@ -125,7 +125,8 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
     files = _render_tree("configs", config_context(spec), jenv)
     files |= alerting.render_files(spec)
     hashes = component_hashes(files)
-    files |= images.build_files(spec, files, hashes)
+    plans = images.image_plans(spec, env_name, files, hashes)
+    files |= images.build_files(plans)
     services = bindings.services(spec, env_name)
 
     if isinstance(env, ComposeEnvironment):
@@ -134,8 +135,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "env": env,
             "services": services,
             "images": spec.images,
-            "component_images": {name: images.local_image(spec, plan)
-                                 for name, plan in images.image_plans(spec, env_name, files, hashes).items()},
+            "component_images": {name: images.local_image(spec, plan) for name, plan in plans.items()},
             "dockerfile": images.dockerfile_path,
             "config_hash": hashes,
             "project_name": f"{spec.project}-{env_name}",

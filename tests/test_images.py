@@ -14,7 +14,7 @@ import yaml
 from obskit import loopback
 from obskit.project import Project
 from obskit.promote.ecs import tfvars
-from obskit.promote.images import DOCKERIGNORE, image_plans, local_image
+from obskit.promote.images import DOCKERIGNORE, copies, image_plans, local_image
 from obskit.render import component_hashes, render, write_environment
 from obskit.secrets import compose_environment
 from obskit.spec.load import load_spec
@@ -27,16 +27,6 @@ FIXTURE = REPO / "tests" / "fixtures" / "alerting.yaml"
 IMAGE = "environments.local.config_delivery=image"
 COMPONENT_SERVICES = {"loki": "loki", "mimir-1": "mimir", "mimir-2": "mimir", "mimir-3": "mimir",
                       "otelcol": "otelcol", "grafana": "grafana", "gateway": "gateway"}
-
-
-def copies(dockerfile: str) -> list[tuple[str, str]]:
-    """(source, destination) of every COPY line."""
-    out = []
-    for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
-            words = [w for w in line.split()[1:] if not w.startswith("--")]
-            out.append((words[0], words[1]))
-    return out
 
 
 def in_container(files: dict[str, bytes], pairs) -> dict[str, bytes]:

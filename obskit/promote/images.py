@@ -93,11 +93,21 @@ def image_plans(spec: Spec, env_name: str, files: Mapping[str, bytes], config_ha
     return plans
 
 
-def build_files(spec: Spec, files: Mapping[str, bytes], config_hashes: Mapping[str, str]) -> dict[str, bytes]:
+def build_files(plans: Mapping[str, ImagePlan]) -> dict[str, bytes]:
     """The Dockerfiles (and the .dockerignore) a rendered environment carries."""
     out = {".dockerignore": DOCKERIGNORE}
-    for name, plan in image_plans(spec, "-", files, config_hashes).items():
+    for plan in plans.values():
         out[plan.dockerfile_path] = plan.dockerfile.encode()
+    return out
+
+
+def copies(dockerfile: str) -> list[tuple[str, str]]:
+    """(source in the build context, destination in the image) of every COPY line."""
+    out = []
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            words = [w for w in line.split()[1:] if not w.startswith("--")]
+            out.append((words[0], words[1]))
     return out
 
 

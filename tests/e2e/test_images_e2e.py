@@ -10,12 +10,13 @@ from pathlib import PurePosixPath
 import pytest
 
 from obskit.project import Project
+from obskit.promote.images import copies
 from obskit.render import component_hashes, render
 from obskit.spec.load import load_spec
 from obskit.stack import build_images, ensure_rendered
 
 from e2e.helpers import obskit
-from test_images import COMPONENT_SERVICES, copies, in_container
+from test_images import COMPONENT_SERVICES, in_container
 
 pytestmark = pytest.mark.docker
 
