@@ -245,7 +245,7 @@ def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, images
     if result.secrets_created:
         console.print(f"generated {len(result.secrets_created)} secret(s) in .obskit/secrets/ (0600)")
     for component, tag in result.images.items():
-        console.print(f"built {component} image {tag}")
+        console.print(f"{component} runs image {tag}")
     outcomes = []
     if not no_verify:
         ep = stack.endpoints(project, env_name)

@@ -16,7 +16,7 @@ from typing import Callable
 from obskit import bindings
 from obskit.errors import ObskitError, UsageError
 from obskit.project import Project
-from obskit.render import read_stamp, render, write_environment
+from obskit.render import Files, read_stamp, render, write_environment
 from obskit.secrets import SecretStore, compose_environment, gateway_users
 from obskit.spec.model import ComposeEnvironment
 from obskit.tools.compose import ComposeProject, ServiceState, ensure_engine
@@ -55,6 +55,7 @@ class RenderState:
     path: Path
     rendered: bool  # False when what was on disk was current
     changed: list[str]
+    files: Files = field(default_factory=dict, repr=False, compare=False)  # what is on disk now
 
 
 def ensure_rendered(project: Project, env_name: str) -> RenderState:
@@ -64,9 +65,9 @@ def ensure_rendered(project: Project, env_name: str) -> RenderState:
     stamp = read_stamp(dest)
     new_stamp = json.loads(files["stamp.json"])
     if stamp == new_stamp and all((dest / rel).is_file() for rel in files):
-        return RenderState(dest, False, [])
+        return RenderState(dest, False, [], files)
     result = write_environment(files, dest)
-    return RenderState(dest, True, result.changed)
+    return RenderState(dest, True, result.changed, files)
 
 
 # --------------------------------------------------------------------------- ports
@@ -212,10 +213,10 @@ def up(
     running = {s.service for s in stack.ps() if s.state == "running"}
     check_ports(project, env_name, running)
 
-    built = build_images(project, env_name, on_progress=on_progress)
+    built = build_images(project, env_name, render_state.files, on_progress=on_progress)
     if on_progress:
         on_progress("pulling images (only those missing)", [])
-    stack.pull(pulled_services(project, env_name) if built else None)
+    stack.pull(pulled_services(render_state.files) if built else None)
 
     error: list[BaseException] = []
 
@@ -248,32 +249,30 @@ def up(
     return UpResult(render_state, created, states, urls(project, env_name), ca, images=built)
 
 
-def pulled_services(project: Project, env_name: str) -> list[str]:
+def pulled_services(files: Files) -> list[str]:
     """With image delivery: the services whose images come from a registry."""
     import yaml
 
-    doc = yaml.safe_load(project.compose_file(env_name).read_text())
+    doc = yaml.safe_load(files["compose/docker-compose.yaml"])
     return sorted(name for name, svc in doc["services"].items() if "build" not in svc)
 
 
-def build_images(project: Project, env_name: str, *, on_progress=None) -> dict[str, str]:
+def build_images(project: Project, env_name: str, files: Files, *, on_progress=None) -> dict[str, str]:
     """With ``config_delivery: image``: build each component image that is not here yet
-    from the rendered environment (FROM its pinned image by digest), tagged as the compose
-    file names it. Returns component -> local tag; nothing (and no build) with ``mount``."""
+    from the rendered environment ``files`` (written to the environment folder, the build
+    context), FROM its pinned image by digest, tagged as the compose file names it.
+    Returns component -> local tag; nothing (and no build) with ``mount``."""
     from obskit.promote import images
     from obskit.render import component_hashes
-
-    env = compose_env(project, env_name)
-    if env.config_delivery != "image":
-        return {}
-    env_dir = project.env_dir(env_name)  # rendered and current: the build context
-    files = render(project.resolved, env_name)
-    built = {}
     from obskit.tools import docker
 
+    if compose_env(project, env_name).config_delivery != "image":
+        return {}
+    env_dir = project.env_dir(env_name)
+    used = {}
     for name, plan in images.image_plans(project.spec, env_name, files, component_hashes(files)).items():
         tag = images.local_image(project.spec, plan)
-        built[name] = tag
+        used[name] = tag
         # The tag is a content hash: an image already tagged so is this one. Building it
         # again would give a new image id, and compose would recreate the container.
         if docker.image_exists(tag):
@@ -281,7 +280,7 @@ def build_images(project: Project, env_name: str, *, on_progress=None) -> dict[s
         if on_progress:
             on_progress(f"building {tag}", [])
         images.build(plan, env_dir, tag, platform=None)
-    return built
+    return used
 
 
 def unhealthy(states: list[ServiceState]) -> list[ServiceState]:

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from obskit import loopback
-from obskit.project import Project
 from obskit.promote.ecs import tfvars
 from obskit.promote.images import DOCKERIGNORE, copies, image_plans, local_image
 from obskit.render import component_hashes, render, write_environment
@@ -128,10 +127,8 @@ def test_image_delivery_compose_file_validates_with_a_complete_build_context(tmp
         dockerfile = context / build["dockerfile"]
         for src, _ in copies(dockerfile.read_text()):
             assert (context / src).exists(), (name, src)
-    project = Project.of(resolved, root=tmp_path)
-    write_environment(render(resolved, "local"), project.env_dir("local"))
     # Registry images are pulled; component images are built, never pulled.
-    assert pulled_services(project, "local") == ["create-buckets", "object-store", "postgres", "readiness"]
+    assert pulled_services(render(resolved, "local")) == ["create-buckets", "object-store", "postgres", "readiness"]
 
 
 def test_up_with_images_needs_an_engine_and_says_so(run_obskit, tmp_path):

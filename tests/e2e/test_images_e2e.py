@@ -26,8 +26,7 @@ def test_images_carry_the_rendered_bytes(project_dir, tmp_path):
 
     resolved = load_spec(project_dir / "obskit.yaml", environ={}, sets=["environments.local.config_delivery=image"])
     project = Project.of(resolved, root=project_dir)
-    ensure_rendered(project, "local")
-    built = build_images(project, "local")
+    built = build_images(project, "local", ensure_rendered(project, "local").files)
     assert set(built) == set(COMPONENT_SERVICES.values())
     files = render(resolved, "local")
     docker = DockerClient()
