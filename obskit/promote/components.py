@@ -21,6 +21,9 @@ class Component:
     # A command the image itself can run, or None: then a probe sidecar checks from outside.
     health_command: tuple[str, ...] | None = None
     task_role_buckets: tuple[str, ...] = field(default=())
+    # Seconds ECS waits after SIGTERM. Loki and Mimir flush to S3 when they stop (their task
+    # storage goes with the task), so they get Fargate's longest.
+    stop_timeout: int = 60
 
 
 def components(grafana_sub_path: str) -> dict[str, Component]:
@@ -33,14 +36,14 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
             ("-config.file=/etc/loki/loki.yaml", "-config.expand-env=true", "-target=all"),
             ports("loki", "http", "grpc", "memberlist"), "/ready", PORTS["loki"]["http"],
             health_command=("/usr/bin/loki", "-health", "-health.url=http://localhost:3100/ready"),
-            task_role_buckets=("loki_chunks", "loki_ruler"),
+            task_role_buckets=("loki_chunks", "loki_ruler"), stop_timeout=120,
         ),
         "mimir": Component(
             "mimir", "mimir", (("mimir.yaml", "/etc/mimir/mimir.yaml"), ("runtime.yaml", "/etc/mimir/runtime.yaml")),
             ("-config.file=/etc/mimir/mimir.yaml", "-config.expand-env=true", "-target=all"),
             ports("mimir", "http", "grpc", "memberlist"), "/ready", PORTS["mimir"]["http"],
             health_command=None,  # distroless, no health flag: probed by a sidecar (never /-/healthy)
-            task_role_buckets=("mimir_blocks", "mimir_ruler", "mimir_alertmanager"),
+            task_role_buckets=("mimir_blocks", "mimir_ruler", "mimir_alertmanager"), stop_timeout=120,
         ),
         "otelcol": Component(
             "otelcol", "otelcol", (("config.yaml", "/etc/otelcol/config.yaml"),),

@@ -85,8 +85,7 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
             "environment": environment,
             "secrets": secrets,
             "logConfiguration": _logs(env.region, group, name),
-            # Loki and Mimir flush to S3 when they stop (ephemeral storage): Fargate's longest.
-            "stopTimeout": 120 if service.component in ("loki", "mimir") else 60,
+            "stopTimeout": comp.stop_timeout,
         }
         if comp.command:
             main["command"] = list(comp.command)
