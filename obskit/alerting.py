@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import yaml
 
@@ -69,6 +69,20 @@ def datasource_uid(spec: Spec, tenant: str, kind: str) -> str:
     if tenant == spec.operators.tenant:
         return f"{OPERATORS_UID_PREFIX}-{kind}"
     return f"obskit-{tenant}-{kind}"
+
+
+def query_language(uid: str) -> str:
+    """The query language of an obskit datasource uid: ``-logs`` ones speak LogQL."""
+    return "logql" if uid.endswith("-logs") else "promql"
+
+
+def provisioned_rules(files: Mapping[str, bytes]) -> Iterator[tuple[str, dict, dict]]:
+    """(file, group, rule) for every alert rule in rendered alerting provisioning files."""
+    for rel in sorted(files):
+        if rel.startswith(ALERTING_DIR + "/") and rel.endswith((".yaml", ".yml")):
+            for grp in (yaml.safe_load(files[rel]) or {}).get("groups", []):
+                for rule in grp.get("rules", []):
+                    yield rel, grp, rule
 
 
 def kebab(name: str) -> str:
@@ -406,36 +420,30 @@ def _condition(rule: dict) -> str:
 def rules_in(files: Mapping[str, bytes], uid_tenants: Mapping[str, str]) -> list[RuleRow]:
     """Every alert rule in rendered alerting files, as Grafana will load them."""
     rows: list[RuleRow] = []
-    for rel in sorted(files):
-        if not (rel.startswith(ALERTING_DIR + "/") and rel.endswith((".yaml", ".yml"))):
-            continue
-        doc = yaml.safe_load(files[rel]) or {}
-        source = "stack" if rel == STACK_RULES else "spec"
-        for grp in doc.get("groups", []):
-            for rule in grp.get("rules", []):
-                query = next((d for d in rule["data"] if d.get("datasourceUid") != EXPRESSION_UID), {})
-                uid = query.get("datasourceUid", "")
-                labels = rule.get("labels", {})
-                annotations = rule.get("annotations", {})
-                rows.append(
-                    RuleRow(
-                        name=rule["title"],
-                        source=source,
-                        folder=grp["folder"],
-                        group=grp["name"],
-                        interval=grp["interval"],
-                        pending=rule.get("for", "0s"),
-                        severity=labels.get("severity", ""),
-                        team=labels.get("team", ""),
-                        tenant=uid_tenants.get(uid, "?"),
-                        datasource=uid,
-                        language="logql" if uid.endswith("-logs") else "promql",
-                        query=query.get("model", {}).get("expr", ""),
-                        condition=_condition(rule),
-                        summary=annotations.get("summary", ""),
-                        runbook_url=annotations.get("runbook_url", ""),
-                    )
-                )
+    for rel, grp, rule in provisioned_rules(files):
+        query = next((d for d in rule["data"] if d.get("datasourceUid") != EXPRESSION_UID), {})
+        uid = query.get("datasourceUid", "")
+        labels = rule.get("labels", {})
+        annotations = rule.get("annotations", {})
+        rows.append(
+            RuleRow(
+                name=rule["title"],
+                source="stack" if rel == STACK_RULES else "spec",
+                folder=grp["folder"],
+                group=grp["name"],
+                interval=grp["interval"],
+                pending=rule.get("for", "0s"),
+                severity=labels.get("severity", ""),
+                team=labels.get("team", ""),
+                tenant=uid_tenants.get(uid, "?"),
+                datasource=uid,
+                language=query_language(uid),
+                query=query.get("model", {}).get("expr", ""),
+                condition=_condition(rule),
+                summary=annotations.get("summary", ""),
+                runbook_url=annotations.get("runbook_url", ""),
+            )
+        )
     return rows
 
 
@@ -453,18 +461,11 @@ def list_rules(spec: Spec, files: Mapping[str, bytes]) -> list[RuleRow]:
 
 def expressions(files: Mapping[str, bytes]) -> Iterable[tuple[str, str, str]]:
     """(where, language, expression) of every query in the rendered alert rules."""
-    for rel in sorted(files):
-        if not (rel.startswith(ALERTING_DIR + "/") and rel.endswith((".yaml", ".yml"))):
-            continue
-        doc = yaml.safe_load(files[rel]) or {}
-        for grp in doc.get("groups", []):
-            for rule in grp.get("rules", []):
-                for d in rule.get("data", []):
-                    uid = d.get("datasourceUid", "")
-                    if uid == EXPRESSION_UID:
-                        continue
-                    lang = "logql" if uid.endswith("-logs") else "promql"
-                    yield f"{rel} rule '{rule['title']}' query {d['refId']}", lang, d["model"]["expr"]
+    for rel, _grp, rule in provisioned_rules(files):
+        for d in rule.get("data", []):
+            uid = d.get("datasourceUid", "")
+            if uid != EXPRESSION_UID:
+                yield f"{rel} rule '{rule['title']}' query {d['refId']}", query_language(uid), d["model"]["expr"]
 
 
 # --------------------------------------------------------------------------- summary

@@ -148,7 +148,7 @@ def shipped_queries(files: Mapping[str, bytes]) -> list[tuple[str, str, str]]:
                 for corr in ds.get("correlations") or []:
                     target = (corr.get("config") or {}).get("target") or {}
                     if target.get("expr"):
-                        lang = "logql" if str(corr.get("targetUID", "")).endswith("-logs") else "promql"
+                        lang = alerting.query_language(str(corr.get("targetUID", "")))
                         found.append((f"{rel} datasource {ds['uid']} correlation '{corr.get('label')}'", lang, target["expr"]))
     found += list(alerting.expressions(files))
     return found
@@ -279,16 +279,14 @@ def datasource_problems(files: Mapping[str, bytes]) -> list[str]:
                     problems.append(f"{rel} {where}: datasource uid '{uid}' is not provisioned")
                 elif kind and provisioned[uid]["type"] != kind:
                     problems.append(f"{rel} {where}: '{uid}' is a {provisioned[uid]['type']} datasource, not {kind}")
-        elif rel.startswith(alerting.ALERTING_DIR + "/") and rel.endswith((".yaml", ".yml")):
-            for grp in (yaml.safe_load(data) or {}).get("groups", []):
-                for rule in grp.get("rules", []):
-                    refs = {d["refId"] for d in rule.get("data", [])}
-                    if rule.get("condition") not in refs:
-                        problems.append(f"{rel} rule '{rule.get('title')}': condition '{rule.get('condition')}' names no query")
-                    for d in rule.get("data", []):
-                        uid = d.get("datasourceUid")
-                        if uid != alerting.EXPRESSION_UID and uid not in provisioned:
-                            problems.append(f"{rel} rule '{rule.get('title')}' query {d.get('refId')}: datasource uid '{uid}' is not provisioned")
+    for rel, _grp, rule in alerting.provisioned_rules(files):
+        refs = {d["refId"] for d in rule.get("data", [])}
+        if rule.get("condition") not in refs:
+            problems.append(f"{rel} rule '{rule.get('title')}': condition '{rule.get('condition')}' names no query")
+        for d in rule.get("data", []):
+            uid = d.get("datasourceUid")
+            if uid != alerting.EXPRESSION_UID and uid not in provisioned:
+                problems.append(f"{rel} rule '{rule.get('title')}' query {d.get('refId')}: datasource uid '{uid}' is not provisioned")
     for uid, ds in provisioned.items():
         for field in (ds.get("jsonData") or {}).get("derivedFields", []):
             if field.get("datasourceUid") and field["datasourceUid"] not in provisioned:

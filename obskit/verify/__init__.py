@@ -429,12 +429,12 @@ def provisioned_alerting(configs_dir) -> tuple[list[str], list[str]]:
     """(alert rule uids, contact point names) from a rendered configs/ folder."""
     from pathlib import Path
 
-    rules: list[str] = []
-    contacts: list[str] = []
-    for path in sorted((Path(configs_dir) / "grafana" / "provisioning" / "alerting").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
-        rules += [r["uid"] for g in doc.get("groups", []) for r in g.get("rules", [])]
-        contacts += [c["name"] for c in doc.get("contactPoints", [])]
+    from obskit.alerting import ALERTING_DIR, provisioned_rules
+
+    files = {f"{ALERTING_DIR}/{p.name}": p.read_bytes()
+             for p in sorted((Path(configs_dir) / "grafana" / "provisioning" / "alerting").glob("*.yaml"))}
+    rules = [rule["uid"] for _rel, _grp, rule in provisioned_rules(files)]
+    contacts = [c["name"] for data in files.values() for c in (yaml.safe_load(data) or {}).get("contactPoints", [])]
     return rules, contacts
 
 
