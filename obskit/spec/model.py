@@ -115,8 +115,10 @@ class Images(Model):
     def _gateway_resolves_at_run_time(cls, value: str) -> str:
         # The gateway config re-resolves upstream names with `server ... resolve`, which
         # nginx parses from 1.27.3 on; an older image would refuse to start.
+        from obskit.tools.nginx import supports_upstream_resolve
+
         m = re.match(r"^\d+\.\d+\.\d+", _EXACT_TAG.match(value).group("tag"))
-        if m and tuple(int(x) for x in m.group(0).split(".")) < (1, 27, 3):
+        if m and not supports_upstream_resolve(tuple(int(x) for x in m.group(0).split("."))):
             raise PydanticCustomError(
                 "gateway_too_old",
                 "gateway image '{image}' is older than nginx 1.27.3, which the gateway needs to "
