@@ -98,13 +98,15 @@ def test_bad_scenarios_are_refused_clearly(tmp_path):
 
 # --------------------------------------------------------------------------- through the gateway
 
-QUIET_RATE, NOISY_RATE, NOISY_BURST = 1000, 4, 4
+# sandbox's limit is far below what it offers, so it is exceeded even when a busy machine
+# slows the generator (it once sent only 20 requests in 4 s: exactly a 4/s limit's share).
+QUIET_RATE, NOISY_RATE, NOISY_BURST = 1000, 1, 1
 
 
 @pytest.fixture(scope="module")
 def gateway_and_sink(tmp_path_factory):
     """The real gateway with the loopback bindings; Loki's and every Mimir replica's port
-    answered by one counting sink. apps may send freely, sandbox is held to 4 requests/s."""
+    answered by one counting sink. apps may send freely, sandbox is held to 1 request/s."""
     require_tool("nginx", "apt-get install nginx")
     tmp = tmp_path_factory.mktemp("load")
     resolved = load_spec(None, environ={}, use_default_file=False, sets=[
@@ -138,7 +140,7 @@ def test_counts_429s_and_report_agree_exactly_with_the_sink_and_the_gateway(gate
         "batch_logs": 250, "batch_points": 500, "retries": 1,
         "tenants": [
             {"tenant": "apps", "logs": [{"at": 0, "rate": 4000}], "points": [{"at": 0, "rate": 8000}]},
-            {"tenant": "sandbox", "logs": [{"at": 0, "rate": 6000}]},  # 24 requests/s against a limit of 4
+            {"tenant": "sandbox", "logs": [{"at": 0, "rate": 6000}]},  # 24 requests/s against a limit of 1
         ],
     })
     before = env["sink"].counts.snapshot()
@@ -158,7 +160,7 @@ def test_counts_429s_and_report_agree_exactly_with_the_sink_and_the_gateway(gate
     assert got("apps", "logs") == apps_logs["accepted"]
     assert got("apps", "points") == apps_points["accepted"] == apps_points["offered"]
     # The noisy tenant: rejected with 429, and the sink holds exactly what was accepted.
-    assert noisy["rejected"].get("429", 0) > 0
+    assert noisy["rejected"].get("429", 0) > 0, noisy
     assert got("sandbox", "logs") == noisy["accepted"]
     # Every 429 the generator counted is one the gateway logged, and the other way round.
     logged = access_log_statuses(env["access_log"], "sandbox-write")
