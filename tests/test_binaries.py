@@ -9,10 +9,8 @@ when its binary is not on PATH.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from obskit import loopback
 from obskit.checks import check_promql, promql_for_promtool, shipped_promql
@@ -22,7 +21,7 @@ from obskit.tools import compose, nginx
 from obskit.tools.run import run
 
 from conftest import require_tool
-from support import Proc, http_ok, wait_until
+from support import http_ok
 
 
 def has_compose() -> bool:

@@ -8,7 +8,6 @@ same on this machine with the same rendered bytes, so tests run what containers 
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
