@@ -50,7 +50,7 @@ def backend_counts(ep, live: Live, tenants: dict[str | None, str], settle_s: flo
     logs_q = f'sum(count_over_time({{service_namespace="{namespace}"}}[{window}s]))'
     points_q = f'sum(count_over_time(loadgen_value{{job=~"{namespace}/.+"}}[{window}s]))'
     out: dict = {"measured": True, "tenants": {}}
-    for tenant in dict.fromkeys(tenants.values()):
+    for tenant in dict.fromkeys(tenants.values()):  # what was accepted (partial_success rejections excluded)
         sent_logs = live.totals.get(f"{tenant}/logs", {}).get("accepted", 0)
         sent_points = live.totals.get(f"{tenant}/metrics", {}).get("accepted", 0)
         if not (sent_logs or sent_points):
@@ -103,7 +103,8 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     target = target_for(ep, list(dict.fromkeys(tenants.values())))
     live = run(scenario, target, tenants=tenants, workers=workers, probes=ep if freshness else None, on_tick=on_tick)
     backend = backend_counts(ep, live, tenants) if count else {"measured": False, "reason": "--no-count"}
-    rep = report_mod.build(live, scenario, ep.gateway, backend)
+    limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
+    rep = report_mod.build(live, scenario, ep.gateway, backend, limits)
     out = out or project.state_dir / "load" / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-{live.run_id}"
     files = report_mod.write(rep, Path(out))
     return LoadResult(rep, files)

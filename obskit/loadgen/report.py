@@ -1,10 +1,18 @@
-"""The run's report: JSON with every number, PNG plots, and a one-screen summary."""
+"""The run's report: JSON with every number, PNG plots, and a one-screen summary.
+
+Per tenant and signal, in total and per second (the second a batch was due in):
+target = offered + not sent, and offered = accepted + rejected + failed. Latency runs
+from when a batch was due (HDR histograms for the totals); service time from its first
+attempt.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+
+QUANTILES = (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9))
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -15,54 +23,145 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[k]
 
 
-def build(live, scenario, target_label: str, backend: dict | None) -> dict:
+def hist_summary(hist) -> dict:
+    """Quantiles of an HDR histogram of microseconds, in milliseconds."""
+    if hist is None or not hist.get_total_count():
+        return {**{name: None for name, _ in QUANTILES}, "max": None, "count": 0}
+    out = {name: round(hist.get_value_at_percentile(q) / 1000, 3) for name, q in QUANTILES}
+    out["max"] = round(hist.get_max_value() / 1000, 3)
+    out["count"] = hist.get_total_count()
+    return out
+
+
+def _signal(key: str) -> str:
+    return key.split("/", 1)[1]
+
+
+def _tenant(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def build(live, scenario, target_label: str, backend: dict | None, limits: dict | None = None) -> dict:
+    """``limits``: tenant -> {requests_per_second, burst} of the gateway, when known."""
     keys = sorted(live.totals)
-    totals = {}
+    duration = scenario.duration_s
+    timeline, totals = [], {}
     for key in keys:
         t = live.totals[key]
-        rejected = sum(t["rejected"].values())
-        lat = [x for b in live.timeline.get(key, {}).values() for x in b["latency_ms"]]
-        totals[key] = {
-            **t,
-            "rejected_total": rejected,
-            "balanced": t["offered"] == t["accepted"] + rejected + t["failed"],
-            "latency_ms": {"p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
-                           "max": max(lat) if lat else None, "requests": len(lat)},
-            "accepted_per_s": round(t["accepted"] / scenario.duration_s, 1),
-        }
-    timeline = []
-    for key in keys:
+        rows = []
         for sec, b in sorted(live.timeline.get(key, {}).items()):
-            timeline.append({
-                "t": sec, "key": key, "offered": b["offered"], "accepted": b["accepted"],
-                "rejected": b["rejected"], "failed": b["failed"], "requests": len(b["latency_ms"]),
-                "p50_ms": percentile(b["latency_ms"], 50), "p95_ms": percentile(b["latency_ms"], 95),
-                "p99_ms": percentile(b["latency_ms"], 99),
+            rows.append({
+                "t": sec, "key": key, **{k: b[k] for k in ("target", "offered", "not_sent", "accepted", "rejected",
+                                                          "failed", "retries", "requests")},
+                "p50_ms": percentile(b["latency_ms"], 50), "p99_ms": percentile(b["latency_ms"], 99),
+                "max_ms": max(b["latency_ms"]) if b["latency_ms"] else None,
             })
+        timeline += rows
+        rejected = sum(t["rejected"].values())
+        not_sent = sum(t["not_sent"].values())
+        per_second_ok = all(r["target"] == r["offered"] + r["not_sent"]
+                            and r["offered"] == r["accepted"] + r["rejected"] + r["failed"] for r in rows)
+        raw, packed = t["gzip_sample"]
+        totals[key] = {
+            "target": t["target"], "offered": t["offered"], "not_sent": not_sent, "not_sent_by_reason": t["not_sent"],
+            "accepted": t["accepted"], "rejected": t["rejected"], "rejected_total": rejected, "failed": t["failed"],
+            "retries": t["retries"], "requests": t["requests"], "responses": t["responses"],
+            "in_flight_limit": t["lanes"],
+            "partial_success": {"rejected": t["rejected"].get("partial_success", 0), "messages": t["messages"]},
+            "balanced": (t["target"] == t["offered"] + not_sent
+                         and t["offered"] == t["accepted"] + rejected + t["failed"] and per_second_ok),
+            "per_s": {k: round(t[k] / duration, 1) for k in ("target", "offered", "accepted")},
+            "requests_per_s": round(t["requests"] / duration, 1),
+            "latency_ms": hist_summary(live.latency.get(key)),
+            "service_ms": hist_summary(live.service.get(key)),
+            "bytes": {"raw": t["bytes_raw"], "sent": t["bytes_sent"],
+                      "per_item": round(t["bytes_raw"] / t["offered"], 1) if t["offered"] else None,
+                      "gzip_ratio": round(raw / packed, 2) if packed else None},
+        }
     cpu = sum(live.cpu_seconds.values())
     items = sum(t["offered"] for t in live.totals.values())
-    return {
+    report = {
         "scenario": scenario.name,
         "description": scenario.description,
         "run_id": live.run_id,
         "target": target_label,
-        "duration_s": scenario.duration_s,
+        "duration_s": duration,
         "workers": live.workers,
         "lost_workers": live.lost_workers,
+        "log_content": scenario.log_content.model_dump(),
+        "compression": scenario.compression,
         "generator_cpu_seconds": round(cpu, 3),
         "items_per_cpu_second": round(items / cpu) if cpu else None,
         "totals": totals,
         "balanced": all(t["balanced"] for t in totals.values()),
         "timeline": timeline,
+        "tenants": _tenants(totals, limits),
+        "isolation": _isolation(live, scenario, totals),
         "freshness": {
-            signal: {"samples": samples,
-                     "p50_s": percentile([s["seconds"] for s in samples if s["seconds"] is not None], 50),
-                     "max_s": max((s["seconds"] for s in samples if s["seconds"] is not None), default=None),
-                     "not_visible": sum(1 for s in samples if s["seconds"] is None)}
-            for signal, samples in live.freshness.items()
+            tenant: {signal: {
+                "samples": sorted(samples, key=lambda s: s["t"]),
+                "p50_s": percentile([s["seconds"] for s in samples if s["seconds"] is not None], 50),
+                "max_s": max((s["seconds"] for s in samples if s["seconds"] is not None), default=None),
+                "failed": sum(1 for s in samples if s["seconds"] is None)}
+                for signal, samples in by_signal.items()}
+            for tenant, by_signal in sorted(live.freshness.items())
         },
         "backend": backend or {"measured": False, "reason": "no backend to query"},
     }
+    return report
+
+
+def _tenants(totals: dict, limits: dict | None) -> dict:
+    """Per tenant: requests offered per second, against the gateway's limit when known."""
+    out: dict = {}
+    for key, t in totals.items():
+        tenant = out.setdefault(_tenant(key), {"requests_per_s": 0.0})
+        tenant["requests_per_s"] = round(tenant["requests_per_s"] + t["requests_per_s"], 1)
+    for name, t in out.items():
+        limit = (limits or {}).get(name)
+        if limit:
+            t["limit_requests_per_s"] = limit["requests_per_second"]
+            t["limit_burst"] = limit["burst"]
+            t["times_limit"] = round(t["requests_per_s"] / limit["requests_per_second"], 1)
+    return out
+
+
+def _isolation(live, scenario, totals: dict) -> dict | None:
+    """The quiet tenant's accepted rate and latency with and without the neighbour's flood."""
+    iso = scenario.isolation
+    if iso is None:
+        return None
+    mapping = getattr(live, "tenant_map", None) or {}
+    quiet = mapping.get(iso.tenant, iso.tenant)
+    out: dict = {"tenant": quiet, "tolerance": iso.tolerance, "windows": {}, "within_tolerance": True}
+    for which in ("baseline", "during"):
+        a, b = iso.window(which)
+        secs = [s for s in range(int(a), int(math.ceil(b)))]
+        w: dict = {"from_s": a, "to_s": b}
+        for key in totals:
+            if _tenant(key) != quiet:
+                continue
+            line = live.timeline.get(key, {})
+            lat = [x for s in secs for x in line.get(s, {}).get("latency_ms", [])]
+            w[_signal(key)] = {
+                "accepted_per_s": round(sum(line.get(s, {}).get("accepted", 0) for s in secs) / max(1, len(secs)), 1),
+                "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+            }
+        out["windows"][which] = w
+    base, during = out["windows"]["baseline"], out["windows"]["during"]
+    changes = {}
+    for signal in (s for s in base if s in ("logs", "metrics")):
+        for metric in ("accepted_per_s", "p50_ms", "p99_ms"):
+            x, y = base[signal][metric], during[signal][metric]
+            if x and y is not None:
+                change = (y - x) / x
+                changes[f"{signal} {metric}"] = round(change, 4)
+                # A lower latency or a higher rate is no harm; only a worse one counts.
+                worse = -change if metric == "accepted_per_s" else change
+                if worse > iso.tolerance:
+                    out["within_tolerance"] = False
+    out["changes"] = changes
+    return out
 
 
 def write(report: dict, out_dir: Path) -> list[Path]:
@@ -78,75 +177,182 @@ def write(report: dict, out_dir: Path) -> list[Path]:
     return written
 
 
+# --------------------------------------------------------------------------- plots
+
+COLORS = {"accepted": "#2e7d32", "rejected": "#ef6c00", "failed": "#c62828", "not_sent": "#9e9e9e",
+          "target": "#212121", "offered": "#1565c0", "retries": "#6a1b9a",
+          "p50": "#1565c0", "p99": "#ef6c00", "max": "#c62828"}
+
+
+def _si(x: float, _pos=None) -> str:
+    for div, unit in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:g}{unit}"
+    return f"{x:g}"
+
+
+def _ms(x: float, _pos=None) -> str:
+    return f"{x / 1000:g} s" if x >= 1000 else f"{x:g} ms"
+
+
 def plots(report: dict, out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
+    plt.rcParams.update({"font.size": 11, "legend.fontsize": 10})
     keys = sorted(report["totals"])
     by_key = {k: [r for r in report["timeline"] if r["key"] == k] for k in keys}
-    out = []
+    tenants = sorted({_tenant(k) for k in keys}) or ["(nothing sent)"]
+    signals = [s for s in ("logs", "metrics") if any(_signal(k) == s for k in keys)] or ["logs"]
+    name, out = report["scenario"], []
+    unit = {"logs": "log records / s", "metrics": "data points / s"}
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    for k in keys:
-        rows = by_key[k]
-        ax.plot([r["t"] for r in rows], [r["accepted"] for r in rows], label=f"{k} accepted")
-        ax.plot([r["t"] for r in rows], [r["offered"] for r in rows], linestyle="--", linewidth=0.8, label=f"{k} offered")
-        if any(r["rejected"] for r in rows):
-            ax.plot([r["t"] for r in rows], [r["rejected"] for r in rows], linestyle=":", label=f"{k} rejected")
-    ax.set(title=f"{report['scenario']}: throughput (items/s)", xlabel="seconds", ylabel="items per second")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    # Throughput: a panel per signal (and tenant), stacked outcomes under target and offered.
+    fig, axes = plt.subplots(len(signals), len(tenants), figsize=(6.5 * len(tenants), 3.6 * len(signals)),
+                             squeeze=False, sharex=True)
+    for i, signal in enumerate(signals):
+        for j, tenant in enumerate(tenants):
+            ax = axes[i][j]
+            rows = by_key.get(f"{tenant}/{signal}", [])
+            ax.set_title(f"{tenant} · {signal}")
+            ax.set_ylabel(unit[signal])
+            ax.yaxis.set_major_formatter(FuncFormatter(_si))
+            ax.grid(alpha=0.3)
+            if not rows:
+                ax.text(0.5, 0.5, "nothing sent", ha="center", va="center", transform=ax.transAxes, color="grey")
+                continue
+            t = [r["t"] + 0.5 for r in rows]
+            layers = [(k, [r[k] for r in rows]) for k in ("accepted", "rejected", "failed", "not_sent")]
+            ax.stackplot(t, *[v for _, v in layers], colors=[COLORS[k] for k, _ in layers], alpha=0.55,
+                         labels=["accepted", "rejected", "failed", "not sent"], step=None)
+            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linestyle="--", linewidth=1.6, label="target")
+            ax.plot(t, [r["offered"] for r in rows], color=COLORS["offered"], linewidth=1.6, label="offered")
+            ax.set_ylim(bottom=0)
+            if any(r["retries"] for r in rows):
+                ax2 = ax.twinx()
+                ax2.plot(t, [r["retries"] for r in rows], color=COLORS["retries"], linestyle=":", linewidth=1.4)
+                ax2.set_ylabel("retried requests / s", color=COLORS["retries"])
+                ax2.set_ylim(bottom=0)
+                ax.plot([], [], color=COLORS["retries"], linestyle=":", label="retried requests (right axis)")
+        axes[-1][0].set_xlabel("seconds into the run (by when items were due)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for row in axes:
+        for ax in row:
+            for h, lbl in zip(*ax.get_legend_handles_labels()):
+                if lbl not in labels:
+                    handles.append(h)
+                    labels.append(lbl)
+    fig.legend(handles, labels, loc="upper center", ncol=min(7, len(labels)), frameon=False)
+    fig.suptitle(f"{name}: throughput", y=1.0, fontsize=13, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     out.append(_save(fig, out_dir / "throughput.png"))
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    for k in keys:
-        rows = [r for r in by_key[k] if r["p50_ms"] is not None]
-        for q, style in (("p50_ms", "-"), ("p95_ms", "--"), ("p99_ms", ":")):
-            ax.plot([r["t"] for r in rows], [r[q] for r in rows], linestyle=style, label=f"{k} {q[:-3]}")
-    ax.set(title=f"{report['scenario']}: request latency (ms)", xlabel="seconds", ylabel="ms")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    # Latency: a panel per tenant; p50, p99 and max from when each batch was due.
+    fig, axes = plt.subplots(1, len(tenants), figsize=(6.5 * len(tenants), 4), squeeze=False, sharey=True)
+    for j, tenant in enumerate(tenants):
+        ax = axes[0][j]
+        for signal, style in (("logs", "-"), ("metrics", "--")):
+            rows = [r for r in by_key.get(f"{tenant}/{signal}", []) if r["p50_ms"] is not None]
+            for q in ("p50", "p99", "max"):
+                ax.plot([r["t"] + 0.5 for r in rows], [r[f"{q}_ms"] for r in rows], color=COLORS[q], linestyle=style,
+                        linewidth=1.5, label=f"{signal} {q}")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(_ms))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+        ax.set_title(f"{tenant}")
+        ax.set_xlabel("seconds into the run (by when batches were due)")
+        ax.grid(alpha=0.3, which="major")
+        ax.legend(loc="upper left", ncol=2, fontsize=9)
+    axes[0][0].set_ylabel("latency from due time")
+    fig.suptitle(f"{name}: request latency, measured from when each batch was due", fontsize=13, x=0.02, ha="left")
+    fig.tight_layout()
     out.append(_save(fig, out_dir / "latency.png"))
 
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for signal, data in report["freshness"].items():
-        pts = [s for s in data["samples"] if s["seconds"] is not None]
-        ax.plot([s["t"] for s in pts], [s["seconds"] for s in pts], marker="o", label=signal)
-    ax.set(title=f"{report['scenario']}: freshness (seconds until a marker is queryable)", xlabel="seconds", ylabel="s")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    # Freshness: a panel per tenant, from zero; failed probes marked.
+    fresh = report["freshness"]
+    ftenants = sorted(fresh) or ["(no probes)"]
+    fig, axes = plt.subplots(1, len(ftenants), figsize=(6.5 * len(ftenants), 3.8), squeeze=False, sharey=True)
+    top = max([s["seconds"] for t in fresh.values() for d in t.values() for s in d["samples"]
+               if s["seconds"] is not None] + [1.0])
+    for j, tenant in enumerate(ftenants):
+        ax = axes[0][j]
+        ax.set_title(tenant)
+        ax.set_xlim(0, report["duration_s"])
+        ax.set_ylim(0, top * 1.25)
+        ax.set_xlabel("seconds into the run (when the marker was sent)")
+        ax.grid(alpha=0.3)
+        if tenant not in fresh:
+            ax.text(0.5, 0.5, "freshness not probed", ha="center", va="center", transform=ax.transAxes, color="grey")
+            continue
+        for signal, color in (("logs", COLORS["p50"]), ("metrics", COLORS["p99"])):
+            data = fresh[tenant].get(signal, {"samples": [], "failed": 0})
+            ok = [s for s in data["samples"] if s["seconds"] is not None]
+            ax.plot([s["t"] for s in ok], [s["seconds"] for s in ok], marker="o", color=color, label=f"{signal}")
+            bad = [s for s in data["samples"] if s["seconds"] is None]
+            if bad:
+                ax.scatter([s["t"] for s in bad], [top * 1.15] * len(bad), marker="x", s=60, color=COLORS["max"],
+                           label=f"{signal}: {len(bad)} failed probe(s)", zorder=3)
+        ax.legend(loc="lower right", fontsize=9)
+    axes[0][0].set_ylabel("seconds until queryable")
+    fig.suptitle(f"{name}: freshness (time from sending a marker to reading it back)", fontsize=13, x=0.02, ha="left")
+    fig.tight_layout()
     out.append(_save(fig, out_dir / "freshness.png"))
     return out
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     return path
 
 
+# --------------------------------------------------------------------------- summary
+
+
 def summary(report: dict) -> str:
+    fmt = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
     lines = [f"Scenario {report['scenario']} ({report['duration_s']:g} s, {report['workers']} workers) -> {report['target']}"]
-    lines.append(f"{'stream':<22}{'offered':>10}{'accepted':>10}{'rejected':>10}{'failed':>8}{'retries':>8}"
-                 f"{'/s':>9}{'p50':>8}{'p95':>8}{'p99':>8}")
+    lines.append(f"{'stream':<18}{'target':>10}{'offered':>10}{'not sent':>10}{'accepted':>10}{'rejected':>10}"
+                 f"{'failed':>8}{'retries':>8}  latency from due p50/p99/p99.9 ms")
     for key, t in report["totals"].items():
         lat = t["latency_ms"]
-        fmt = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
-        lines.append(f"{key:<22}{t['offered']:>10}{t['accepted']:>10}{t['rejected_total']:>10}{t['failed']:>8}"
-                     f"{t['retries']:>8}{t['accepted_per_s']:>9}{fmt(lat['p50']):>8}{fmt(lat['p95']):>8}{fmt(lat['p99']):>8}")
+        lines.append(f"{key:<18}{t['target']:>10}{t['offered']:>10}{t['not_sent']:>10}{t['accepted']:>10}"
+                     f"{t['rejected_total']:>10}{t['failed']:>8}{t['retries']:>8}  "
+                     f"{fmt(lat['p50'])}/{fmt(lat['p99'])}/{fmt(lat['p99.9'])} (service p99 {fmt(t['service_ms']['p99'])})")
+        detail = [f"{t['in_flight_limit']} in flight at most", f"{t['requests_per_s']} requests/s"]
+        if t["not_sent"]:
+            detail.append("not sent: " + ", ".join(f"{r}: {n}" for r, n in sorted(t["not_sent_by_reason"].items())))
         if t["rejected"]:
-            lines.append(f"{'':<22}rejected by status: " + ", ".join(f"{s}: {n}" for s, n in sorted(t["rejected"].items())))
-        lines.append(f"{'':<22}responses: " + ", ".join(f"{s}: {n}" for s, n in sorted(t["responses"].items())))
-    lines.append("counts balance (offered = accepted + rejected + failed): " + ("yes" if report["balanced"] else "NO"))
-    for signal, f in report["freshness"].items():
-        if f["samples"]:
-            lines.append(f"freshness {signal}: p50 {f['p50_s']} s, max {f['max_s']} s, not visible {f['not_visible']}")
+            detail.append("rejected: " + ", ".join(f"{s}: {n}" for s, n in sorted(t["rejected"].items())))
+        detail.append("responses: " + ", ".join(f"{s}: {n}" for s, n in sorted(t["responses"].items())))
+        if t["bytes"]["gzip_ratio"]:
+            detail.append(f"{t['bytes']['per_item']} bytes/item, gzip ratio {t['bytes']['gzip_ratio']}x")
+        lines.append(f"{'':<18}" + "; ".join(detail))
+        for message, n in t["partial_success"]["messages"].items():
+            lines.append(f"{'':<18}partial_success ({n}x): {message}")
+    lines.append("counts balance (target = offered + not sent, offered = accepted + rejected + failed, "
+                 "in total and every second): " + ("yes" if report["balanced"] else "NO"))
+    for tenant, t in report.get("tenants", {}).items():
+        if "times_limit" in t:
+            lines.append(f"{tenant}: offered {t['requests_per_s']} requests/s, {t['times_limit']}x the gateway's limit "
+                         f"of {t['limit_requests_per_s']}/s (burst {t['limit_burst']})")
+    iso = report.get("isolation")
+    if iso:
+        verdict = "within" if iso["within_tolerance"] else "NOT within"
+        changes = ", ".join(f"{k} {v:+.1%}" for k, v in iso["changes"].items())
+        lines.append(f"isolation: {iso['tenant']} during the flood vs before it: {changes} "
+                     f"({verdict} {iso['tolerance']:.0%})")
+    for tenant, by_signal in report["freshness"].items():
+        for signal, f in by_signal.items():
+            if f["samples"]:
+                lines.append(f"freshness {tenant} {signal}: p50 {f['p50_s']} s, max {f['max_s']} s, "
+                             f"{len(f['samples'])} probes, {f['failed']} failed")
     b = report["backend"]
     if b.get("measured"):
         for tenant, t in b["tenants"].items():

@@ -21,20 +21,28 @@ SPAWN_GRACE_S = 1.5
 
 def plan_workers(scenario: Scenario, target: Target, run_id: str, workers: int, tenants: dict[str | None, str],
                  start_at: float) -> list[WorkerPlan]:
-    """Split every tenant's services over the workers; each takes its share of the rate."""
+    """Split every tenant's services over the workers; each takes its share of the rate and
+    of the in-flight limit (at least one sender each)."""
     plans = []
+    busy = min(workers, scenario.services)  # workers that get services
     for w in range(workers):
         tasks = []
         for load in scenario.tenants:
             tenant = tenants[load.tenant]
             mine = tuple(i for i in range(scenario.services) if i % workers == w)
             share = len(mine) / scenario.services
+            limit = load.max_in_flight or scenario.max_in_flight
+            lanes = max(1, limit // busy + (1 if w < limit % busy else 0))
             for signal, profile in (("logs", load.logs), ("metrics", load.points)):
                 if profile and mine and any(p.rate > 0 for p in profile):
-                    tasks.append(Task(tenant, signal, tuple(profile), share, mine))
+                    tasks.append(Task(tenant, signal, tuple(profile), share, mine, load.retries, lanes))
         if tasks:
             plans.append(WorkerPlan(w, scenario, target, run_id, start_at, tuple(tasks)))
     return plans
+
+
+SUMMED = ("target", "offered", "accepted", "failed", "retries", "requests", "bytes_raw", "bytes_sent", "lanes")
+BY_NAME = ("not_sent", "rejected", "responses", "messages")
 
 
 @dataclass
@@ -46,39 +54,54 @@ class Live:
     totals: dict[str, dict] = field(default_factory=dict)  # key -> latest totals, summed over workers
     per_worker: dict[tuple[int, str], dict] = field(default_factory=dict)
     timeline: dict[str, dict[int, dict]] = field(default_factory=dict)
-    freshness: dict[str, list[dict]] = field(default_factory=lambda: {"logs": [], "metrics": []})
+    latency: dict[str, object] = field(default_factory=dict)  # key -> HDR histogram (from due, us)
+    service: dict[str, object] = field(default_factory=dict)  # key -> HDR histogram (from first attempt)
+    freshness: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # tenant -> signal -> samples
     cpu_seconds: dict[int, float] = field(default_factory=dict)
 
     def absorb(self, worker: int, payload: dict) -> None:
+        from hdrh.histogram import HdrHistogram
+
+        from obskit.loadgen.worker import COUNTS, new_bucket, new_histogram
+
         for key, snap in payload.items():
             self.per_worker[(worker, key)] = snap["totals"]
             line = self.timeline.setdefault(key, {})
             for sec, delta in snap["seconds"].items():
-                b = line.setdefault(int(sec), {"offered": 0, "accepted": 0, "rejected": 0, "failed": 0, "latency_ms": []})
-                for k in ("offered", "accepted", "rejected", "failed"):
+                b = line.setdefault(int(sec), new_bucket())
+                for k in COUNTS:
                     b[k] += delta[k]
                 b["latency_ms"].extend(delta["latency_ms"])
+            for name, into in (("latency_hist", self.latency), ("service_hist", self.service)):
+                if snap.get(name):
+                    hist = into.get(key)
+                    if hist is None:
+                        hist = into[key] = new_histogram()
+                    hist.add(HdrHistogram.decode(snap[name]))
         self.totals = {}
         for (_, key), t in self.per_worker.items():
-            agg = self.totals.setdefault(key, {"offered": 0, "accepted": 0, "failed": 0, "retries": 0,
-                                               "rejected": {}, "responses": {}})
-            for k in ("offered", "accepted", "failed", "retries"):
+            agg = self.totals.setdefault(key, {**{k: 0 for k in SUMMED}, **{k: {} for k in BY_NAME},
+                                               "gzip_sample": [0, 0]})
+            for k in SUMMED:
                 agg[k] += t[k]
-            for k in ("rejected", "responses"):
-                for status, n in t[k].items():
-                    agg[k][status] = agg[k].get(status, 0) + n
+            for k in BY_NAME:
+                for name, n in t[k].items():
+                    agg[k][name] = agg[k].get(name, 0) + n
+            agg["gzip_sample"] = [a + b for a, b in zip(agg["gzip_sample"], t["gzip_sample"])]
 
-    def rate(self, key: str, window: int = 3) -> float:
-        """Accepted items per second over the last complete seconds."""
+    def rate(self, key: str, window: int = 3, what: str = "accepted") -> float:
+        """Items per second over the last complete seconds."""
         line = self.timeline.get(key, {})
         now = int(time.time() - self.started)
         secs = [s for s in range(now - window, now) if s >= 0]
-        return sum(line.get(s, {}).get("accepted", 0) for s in secs) / max(1, len(secs))
+        return sum(line.get(s, {}).get(what, 0) for s in secs) / max(1, len(secs))
 
 
 def _probe_freshness(probes, tenant: str, live: Live, stop: threading.Event, every: float) -> None:
-    """Every ``every`` seconds, send a marker log line and a marker sample, and time how long
-    each takes to become queryable (in threads, so probes overlap a slow backend)."""
+    """From the start and then every ``every`` seconds, send a marker log line and a marker
+    sample as ``tenant``, and time how long each takes to become queryable (in threads, so
+    probes overlap a slow backend). A probe that fails or never shows is recorded too."""
+    samples = live.freshness.setdefault(tenant, {"logs": [], "metrics": []})
     from obskit.verify import metric_name, push_log, push_metric, query_logs, query_metrics
 
     def one(signal: str) -> None:
@@ -95,20 +118,24 @@ def _probe_freshness(probes, tenant: str, live: Live, stop: threading.Event, eve
             deadline = sent_at + 120
             while time.time() < deadline:
                 if found():
-                    live.freshness[signal].append({"t": round(sent_at - live.started, 2),
-                                                   "seconds": round(time.time() - sent_at, 3)})
+                    samples[signal].append({"t": round(sent_at - live.started, 2),
+                                            "seconds": round(time.time() - sent_at, 3)})
                     return
                 time.sleep(0.2)
-            live.freshness[signal].append({"t": round(sent_at - live.started, 2), "seconds": None})
+            samples[signal].append({"t": round(sent_at - live.started, 2), "seconds": None,
+                                    "error": "not visible after 120 s"})
         except Exception as exc:  # noqa: BLE001 - a failed probe is a data point, not a crash
-            live.freshness[signal].append({"t": round(sent_at - live.started, 2), "seconds": None, "error": str(exc)[:200]})
+            samples[signal].append({"t": round(sent_at - live.started, 2), "seconds": None, "error": str(exc)[:200]})
 
     threads = []
-    while not stop.wait(every):
+    stop.wait(max(0.0, live.started + 0.5 - time.time()))  # the first probe half a second in
+    while not stop.is_set():
         for signal in ("logs", "metrics"):
             t = threading.Thread(target=one, args=(signal,), daemon=True)
             t.start()
             threads.append(t)
+        if stop.wait(every) or time.time() > live.started + live.duration:
+            break
     for t in threads:
         t.join(timeout=130)
 
@@ -176,6 +203,7 @@ def run(
             if p.is_alive():
                 p.terminate()
     live.run_id = run_id  # type: ignore[attr-defined]
+    live.tenant_map = dict(tenants)  # type: ignore[attr-defined]
     live.workers = len(plans)  # type: ignore[attr-defined]
     live.lost_workers = len(plans) - len(done)  # type: ignore[attr-defined]
     return live

@@ -71,6 +71,33 @@ class TenantLoad(_Model):
     tenant: str | None = Field(None, description="Default: the spec's first tenant")
     logs: Profile = Field(default_factory=list)
     points: Profile = Field(default_factory=list)
+    retries: int | None = Field(None, ge=0, le=20, description="Override of the scenario's retries for this tenant")
+    max_in_flight: int | None = Field(None, ge=1, le=1024, description="Override of the scenario's max_in_flight")
+
+
+class LogContent(_Model):
+    """What log records say. ``fast``: each service cycles through 64 records encoded once
+    (only timestamps change; compresses far better than real logs). ``realistic``: bodies
+    are made per record from the shape's templates with varying ids, numbers and traces."""
+
+    variety: Literal["realistic", "fast"] = "realistic"
+    shape: Literal["text", "json", "stacktrace", "mixed"] = "mixed"
+    distinct_per_s: int | None = Field(
+        None, ge=0, description="realistic: distinct bodies per second per tenant (the rest repeat recent "
+                                "ones); default: every record is new")
+
+
+class Isolation(_Model):
+    """Compare one tenant's seconds without a neighbour's flood with its seconds during it."""
+
+    tenant: str | None = Field(None, description="The quiet tenant (as in tenants[].tenant)")
+    baseline: tuple[str, str] = Field(description="Window without the flood: [from, to]")
+    during: tuple[str, str] = Field(description="Window with the flood: [from, to]")
+    tolerance: float = Field(0.05, gt=0, le=1)
+
+    def window(self, which: str) -> tuple[float, float]:
+        a, b = getattr(self, which)
+        return seconds(a), seconds(b)
 
 
 class Scenario(_Model):
@@ -84,8 +111,12 @@ class Scenario(_Model):
     batch_logs: int = Field(1000, ge=1, le=100000)
     batch_points: int = Field(2000, ge=1, le=200000)
     retries: int = Field(3, ge=0, le=20)
+    max_in_flight: int = Field(32, ge=1, le=1024, description="Concurrent requests per tenant and signal, over all workers")
+    late_after: str = Field("1s", description="A batch that cannot start this long after it is due is not sent")
     compression: Literal["none", "gzip"] = "none"
-    freshness_every: str = "5s"
+    log_content: LogContent = LogContent()
+    freshness_every: str = "2s"
+    isolation: Isolation | None = None
     tenants: list[TenantLoad] = Field(min_length=1)
 
     @property
@@ -96,6 +127,12 @@ class Scenario(_Model):
     def _check(self) -> "Scenario":
         seconds(self.duration)
         seconds(self.freshness_every)
+        seconds(self.late_after)
+        if self.isolation is not None:
+            for which in ("baseline", "during"):
+                a, b = self.isolation.window(which)
+                if not 0 <= a < b <= self.duration_s:
+                    raise PydanticCustomError("window", "isolation.{which} must lie within the run", {"which": which})
         series = self.services * self.series_per_service
         for t in self.tenants:
             for p in t.logs + t.points:

@@ -3,7 +3,10 @@ classes and counts log records and metric data points per tenant (``X-Scope-OrgI
 the gateway sets it, else the basic-auth user). ``GET /counts`` returns them as JSON.
 
 Used by obskit's tests (behind the real gateway) and by the generator benchmark; it can
-answer a fixed status instead of 200 to exercise rejections.
+answer a fixed status instead of 200 (with a ``Retry-After``) to exercise rejections, or
+200 with an OTLP ``partial_success`` that rejects some records of every request. Every
+answered request is counted by status (``answered``), and the items in it (``offered_*``);
+``logs`` and ``points`` count only what was kept.
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ class Counts:
 
     def add(self, tenant: str, key: str, n: int) -> None:
         with self.lock:
-            t = self.data.setdefault(tenant, {"logs": 0, "points": 0, "requests": 0, "bad": 0})
-            t[key] += n
+            t = self.data.setdefault(tenant, {"logs": 0, "points": 0, "requests": 0, "bad": 0,
+                                              "offered_logs": 0, "offered_points": 0, "answered": {}})
+            if key.startswith("answered:"):
+                status = key.split(":", 1)[1]
+                t["answered"][status] = t["answered"].get(status, 0) + n
+            else:
+                t[key] += n
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -47,7 +55,23 @@ def count_items(path: str, body: bytes) -> tuple[str, int]:
     return "points", n
 
 
-def make_server(host: str, port: int, counts: Counts, status: int = 200) -> ThreadingHTTPServer:
+def partial_response(key: str, rejected: int, message: str) -> bytes:
+    """An Export{Logs,Metrics}ServiceResponse whose partial_success rejects ``rejected``."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+
+    if key == "logs":
+        return logs_pb.ExportLogsServiceResponse(partial_success=logs_pb.ExportLogsPartialSuccess(
+            rejected_log_records=rejected, error_message=message)).SerializeToString()
+    return metrics_pb.ExportMetricsServiceResponse(partial_success=metrics_pb.ExportMetricsPartialSuccess(
+        rejected_data_points=rejected, error_message=message)).SerializeToString()
+
+
+PARTIAL_MESSAGE = "sink: {n} records over the per-request limit were dropped"
+
+
+def make_server(host: str, port: int, counts: Counts, status: int = 200, retry_after: str | None = None,
+                partial_reject: int = 0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -62,10 +86,16 @@ def make_server(host: str, port: int, counts: Counts, status: int = 200) -> Thre
                 counts.add(tenant, "bad", 1)
                 self._answer(400, b"malformed OTLP")
                 return
-            if status == 200:
-                counts.add(tenant, key, n)
-                counts.add(tenant, "requests", 1)
-            self._answer(status, b"")
+            counts.add(tenant, f"offered_{key}", n)
+            counts.add(tenant, f"answered:{status}", 1)
+            if status != 200:
+                self._answer(status, b"rejected by the sink\n", "text/plain",
+                             {"Retry-After": retry_after} if retry_after is not None else {})
+                return
+            rejected = min(n, partial_reject)
+            counts.add(tenant, key, n - rejected)
+            counts.add(tenant, "requests", 1)
+            self._answer(200, partial_response(key, rejected, PARTIAL_MESSAGE.format(n=rejected)) if rejected else b"")
 
         def do_GET(self):  # noqa: N802
             if self.path == "/counts":
@@ -73,9 +103,12 @@ def make_server(host: str, port: int, counts: Counts, status: int = 200) -> Thre
             else:
                 self._answer(404, b"")
 
-        def _answer(self, code: int, payload: bytes, ctype: str = "application/x-protobuf") -> None:
+        def _answer(self, code: int, payload: bytes, ctype: str = "application/x-protobuf",
+                    headers: dict | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -100,9 +133,10 @@ def _user(authorization: str) -> str:
 class Sink:
     """A sink listening on one or more loopback ports, sharing one set of counts."""
 
-    def __init__(self, ports: list[int], host: str = "127.0.0.1", status: int = 200) -> None:
+    def __init__(self, ports: list[int], host: str = "127.0.0.1", status: int = 200, retry_after: str | None = None,
+                 partial_reject: int = 0) -> None:
         self.counts = Counts()
-        self.servers = [make_server(host, p, self.counts, status) for p in ports]
+        self.servers = [make_server(host, p, self.counts, status, retry_after, partial_reject) for p in ports]
         self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
 
     def start(self) -> "Sink":

@@ -1,10 +1,12 @@
 """OTLP/HTTP protobuf requests, encoded by hand from precomputed pieces.
 
-The Python SDK builds a message object per record and tops out near 30k records/s; a
-generator that must not be the bottleneck cannot. Here every service's resource, every
-record variant and every series is encoded once; producing a request is joining bytes,
-with only the timestamps (fixed 8-byte fields) and values written per item. The tests
-decode what this module produces with the official opentelemetry-proto classes.
+The Python SDK builds a message object per record; a generator that must not be the
+bottleneck cannot. Here every service's resource, every constant field and every series
+is encoded once; producing a request is joining bytes, with the timestamps (fixed 8-byte
+fields), values and (realistic logs) bodies written per item. The tests decode what this
+module produces with the official opentelemetry-proto classes.
+
+Also here: reading an OTLP export response's ``partial_success``.
 
 Messages (opentelemetry-proto v1): ExportLogsServiceRequest{1: ResourceLogs}, ResourceLogs
 {1: Resource, 2: ScopeLogs}, ScopeLogs{1: InstrumentationScope, 2: LogRecord},
@@ -21,6 +23,8 @@ import random
 import struct
 from dataclasses import dataclass
 from typing import Sequence
+
+from obskit.loadgen.content import BodyMaker
 
 _PACK_Q = struct.Struct("<Q").pack
 _PACK_D = struct.Struct("<d").pack
@@ -61,9 +65,35 @@ def resource(attributes: dict[str, str | int]) -> bytes:
 
 SCOPE = field(1, b"obskit-load") + field(2, b"1")
 
-SEVERITIES = ((9, "INFO"), (13, "WARN"), (17, "ERROR"), (5, "DEBUG"))
-ROUTES = ("/api/orders", "/api/orders/{id}", "/api/cart", "/api/checkout", "/api/users/{id}", "/health")
-METHODS = ("GET", "GET", "GET", "POST", "PUT", "DELETE")
+_VARINTS = [varint(i) for i in range(1 << 14)]
+
+
+def _len(n: int) -> bytes:
+    return _VARINTS[n] if n < 16384 else varint(n)
+
+
+class _RecordEncoder:
+    """Encodes one log record (all but its timestamp) from its parts, with the constant
+    fields (severities, attribute keys and values) encoded once."""
+
+    def __init__(self) -> None:
+        self.sev: dict[tuple[int, str], bytes] = {}
+        self.attrs: dict[tuple[str, str, int], bytes] = {}
+
+    def variant(self, sev_num: int, sev_text: str, body: str, method: str, route: str, status: int) -> LogVariant:
+        sev = self.sev.get((sev_num, sev_text))
+        if sev is None:
+            sev = self.sev[(sev_num, sev_text)] = varint(2 << 3) + varint(sev_num) + field(3, sev_text.encode())
+        attrs = self.attrs.get((method, route, status))
+        if attrs is None:
+            attrs = self.attrs[(method, route, status)] = (
+                field(6, key_value("http.request.method", method))
+                + field(6, key_value("http.route", route))
+                + field(6, key_value("http.response.status_code", status)))
+        b = body.encode()
+        value = b"\x0a" + _len(len(b)) + b  # AnyValue.string_value
+        rest = sev + b"\x2a" + _len(len(value)) + value + attrs  # LogRecord.body (5), attributes (6)
+        return LogVariant(head=b"\x12" + _len(9 + len(rest)) + b"\x09", tail=rest)
 
 
 @dataclass(frozen=True)
@@ -72,52 +102,49 @@ class LogVariant:
     tail: bytes  # everything after the 8 timestamp bytes
 
 
-def _log_variants(service: str, rng: random.Random, count: int, body_bytes: int) -> list[LogVariant]:
-    variants = []
-    for i in range(count):
-        sev_num, sev_text = SEVERITIES[0] if rng.random() < 0.85 else rng.choice(SEVERITIES[1:])
-        method, route = rng.choice(METHODS), rng.choice(ROUTES)
-        status = 200 if sev_text in ("INFO", "DEBUG") else rng.choice((404, 429, 500, 503))
-        duration = rng.randint(1, 900)
-        body = (f"{method} {route.replace('{id}', str(rng.randint(1, 99999)))} {status} {duration}ms "
-                f"service={service} request_id={rng.getrandbits(64):016x}")
-        if len(body) < body_bytes:
-            body += " " + "x" * (body_bytes - len(body) - 1)
-        rest = (
-            varint(2 << 3) + varint(sev_num)
-            + field(3, sev_text.encode())
-            + field(5, string_value(body))
-            + field(6, key_value("http.request.method", method))
-            + field(6, key_value("http.route", route))
-            + field(6, key_value("http.response.status_code", status))
-        )
-        length = 1 + 8 + len(rest)  # time field tag + fixed64 + the rest
-        variants.append(LogVariant(head=varint(2 << 3 | 2) + varint(length) + b"\x09", tail=rest))
-    return variants
-
-
 class LogStream:
-    """One service's log records: a resource, and record variants cycled through.
+    """One service's log records.
+
+    ``variety="fast"``: a pool of ``variants`` records encoded once and cycled through;
+    only the timestamps change. ``variety="realistic"``: ``records(..., fresh=k)`` makes k
+    records new (body drawn by ``content.BodyMaker``, then encoded; each replaces the oldest
+    in the pool) and repeats pool records for the rest.
 
     Timestamps are unique per stream (nanoseconds, strictly increasing), so Loki never
     de-duplicates two generated lines."""
 
-    def __init__(self, service: str, namespace: str, rng: random.Random, variants: int = 64, body_bytes: int = 0):
+    def __init__(self, service: str, namespace: str, rng: random.Random, variants: int = 64, body_bytes: int = 0,
+                 shape: str = "text", variety: str = "fast"):
         self.resource = field(1, resource({
             "service.name": service,
             "service.namespace": namespace,
             "deployment.environment.name": "load",
             "host.name": f"{service}-host",
         }))
-        self.variants = _log_variants(service, rng, variants, body_bytes)
+        self.maker = BodyMaker(service, rng, shape, body_bytes)
+        self.encoder = _RecordEncoder()
+        self.variants = [self.encoder.variant(*self.maker.make()) for _ in range(variants)]
+        self.realistic = variety == "realistic"
         self.next_ns = 0
         self.i = 0
 
-    def records(self, n: int, now_ns: int) -> bytes:
+    def records(self, n: int, now_ns: int, fresh: int | None = None) -> bytes:
+        """n records from ``now_ns`` on; ``fresh`` of them new (default: all when realistic)."""
         ts = max(now_ns, self.next_ns)
         parts = []
         variants, nv, i = self.variants, len(self.variants), self.i
-        for k in range(n):
+        if fresh is None:
+            fresh = n if self.realistic else 0
+        fresh = min(fresh, n)
+        if fresh:
+            make, encode = self.maker.make, self.encoder.variant
+            for k in range(fresh):
+                v = encode(*make())
+                variants[(i + k) % nv] = v
+                parts.append(v.head)
+                parts.append(_PACK_Q(ts + k))
+                parts.append(v.tail)
+        for k in range(fresh, n):
             v = variants[(i + k) % nv]
             parts.append(v.head)
             parts.append(_PACK_Q(ts + k))
@@ -126,8 +153,8 @@ class LogStream:
         self.next_ns = ts + n
         return b"".join(parts)
 
-    def resource_logs(self, n: int, now_ns: int) -> bytes:
-        scope_logs = field(1, SCOPE) + self.records(n, now_ns)
+    def resource_logs(self, n: int, now_ns: int, fresh: int | None = None) -> bytes:
+        scope_logs = field(1, SCOPE) + self.records(n, now_ns, fresh)
         return field(1, self.resource + field(2, scope_logs))
 
 
@@ -178,3 +205,66 @@ class SeriesSet:
     def resource_metrics(self, n: int, now_ms: int, value: float) -> bytes:
         scope_metrics = field(1, SCOPE) + field(2, self.points(n, now_ms, value))
         return field(1, self.resource + field(2, scope_metrics))
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(buf: bytes):
+    """(field number, wire type, value) of a protobuf message; raises on malformed input."""
+    i = 0
+    while i < len(buf):
+        key, i = _read_varint(buf, i)
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            value, i = _read_varint(buf, i)
+        elif kind == 1:
+            value, i = buf[i:i + 8], i + 8
+        elif kind == 5:
+            value, i = buf[i:i + 4], i + 4
+        elif kind == 2:
+            size, i = _read_varint(buf, i)
+            value, i = buf[i:i + size], i + size
+        else:
+            raise ValueError(f"unsupported wire type {kind}")
+        if i > len(buf):
+            raise ValueError("truncated message")
+        yield number, kind, value
+
+
+def partial_success(body: bytes, content_type: str = "application/x-protobuf") -> tuple[int, str]:
+    """The rejected count and error message of an Export{Logs,Metrics}ServiceResponse's
+    ``partial_success`` (field 1: {1: rejected_log_records or rejected_data_points, 2:
+    error_message}); (0, "") for an empty or unreadable body. JSON answers are read too."""
+    if not body:
+        return 0, ""
+    try:
+        if "json" in (content_type or ""):
+            import json
+
+            ps = json.loads(body).get("partialSuccess") or json.loads(body).get("partial_success") or {}
+            rejected = next((ps[k] for k in ("rejectedLogRecords", "rejectedDataPoints", "rejected_log_records",
+                                               "rejected_data_points") if k in ps), 0)
+            return int(rejected), str(ps.get("errorMessage") or ps.get("error_message") or "")
+        rejected, message = 0, ""
+        for number, kind, value in _fields(body):
+            if number == 1 and kind == 2:
+                for n2, k2, v2 in _fields(value):
+                    if n2 == 1 and k2 == 0:
+                        rejected = v2 - (1 << 64) if v2 >= 1 << 63 else v2  # int64
+                    elif n2 == 2 and k2 == 2:
+                        message = v2.decode("utf-8", "replace")
+        return rejected, message
+    except (ValueError, IndexError, AttributeError, TypeError):
+        return 0, ""

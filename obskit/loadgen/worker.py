@@ -1,16 +1,29 @@
-"""One sending process: a thread per (tenant, signal), each with its own keep-alive
-connection, paced to its share of the scenario's rate profile.
+"""One sending process. Sending is open-loop: for every (tenant, signal) the schedule
+(``schedule.batches``) fixes when each batch is due, and a dispatcher thread hands each
+batch, when due, to one of up to ``max_in_flight`` sender lanes (each a thread with its own
+keep-alive connection). A slow answer or a retry holds one lane, never the schedule.
 
-Counting never loses an item: every batch is *offered* once, then ends *accepted* (2xx),
-*rejected* (a final non-2xx, by status) or *failed* (no answer after the retries), so
-offered = accepted + rejected + failed. Every HTTP attempt is counted by status, retries
-separately; latency is measured per attempt.
+Counting never loses an item:
+
+- target = offered + not sent: every scheduled batch is either *offered* (a lane took it
+  on time) or *not sent* (it could not even be started within ``late_after`` of when it was
+  due: every lane was busy, or the generator itself was behind);
+- offered = accepted + rejected + failed: an offered batch ends *accepted* (2xx; minus what
+  an OTLP ``partial_success`` rejected), *rejected* (a final non-2xx, by status, or
+  ``partial_success``) or *failed* (no answer after the retries).
+
+Both hold per second too: every count is booked to the second in which its batch was due.
+Latency is measured from when the batch was due to its final answer, so time spent waiting
+for a lane or behind retries is included (no coordinated omission); the service time, from
+the first attempt, is kept separately. Totals go into HDR histograms.
 """
 
 from __future__ import annotations
 
 import gzip
 import http.client
+import math
+import queue as queue_mod
 import random
 import socket
 import ssl
@@ -19,11 +32,24 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
+from hdrh.histogram import HdrHistogram
+
 from obskit.loadgen import wire
-from obskit.loadgen.scenario import Profile, Scenario, items_until
+from obskit.loadgen.scenario import Profile, Scenario, seconds
+from obskit.loadgen.schedule import batches
 
 RETRY_STATUSES = {429, 502, 503, 504}
 MAX_BACKOFF_S = 2.0
+PARTIAL = "partial_success"  # the key under which partial_success rejections are counted
+NOT_SENT_BUSY = "no free sender"
+NOT_SENT_LATE = "generator behind"
+HIST_MAX_US = 3_600_000_000  # an hour, in microseconds
+MAX_MESSAGES = 20  # distinct partial_success messages kept per stream
+GZIP_LEVEL = 6  # the level the stated gzip ratio is measured at (gzip's and Go's default)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIST_MAX_US, 3)
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,8 @@ class Task:
     profile: Profile
     share: float  # this worker's fraction of the tenant's rate
     services: tuple[int, ...]  # indexes of the services this worker sends for
+    retries: int | None = None  # default: the scenario's
+    lanes: int = 1  # this worker's share of the in-flight limit
 
     @property
     def key(self) -> str:
@@ -60,33 +88,58 @@ class WorkerPlan:
     tasks: tuple[Task, ...]
 
 
+COUNTS = ("target", "offered", "not_sent", "accepted", "rejected", "failed", "retries", "requests")
+
+
+def new_bucket() -> dict:
+    return {**{k: 0 for k in COUNTS}, "latency_ms": []}
+
+
 @dataclass
 class Stats:
-    """Counts of one task; ``seconds`` holds per-second deltas since the last drain."""
+    """Counts of one task; ``seconds`` and the histograms hold deltas since the last drain."""
 
+    target: int = 0
     offered: int = 0
     accepted: int = 0
     failed: int = 0
     retries: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    responses: dict[str, int] = field(default_factory=dict)
+    requests: int = 0  # batches offered
+    not_sent: dict[str, int] = field(default_factory=dict)  # reason -> items
+    rejected: dict[str, int] = field(default_factory=dict)  # status (or partial_success) -> items
+    responses: dict[str, int] = field(default_factory=dict)  # every HTTP attempt, by status
+    messages: dict[str, int] = field(default_factory=dict)  # partial_success error messages
+    bytes_raw: int = 0  # encoded request bodies, offered
+    bytes_sent: int = 0  # as sent (after compression, if any)
+    gzip_sample: list[int] = field(default_factory=lambda: [0, 0])  # raw, gzipped bytes of sampled bodies
+    lanes: int = 0
     seconds: dict[int, dict] = field(default_factory=dict)
+    latency: HdrHistogram = field(default_factory=new_histogram)  # from due, microseconds
+    service: HdrHistogram = field(default_factory=new_histogram)  # from the first attempt
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bucket(self, sec: int) -> dict:
         b = self.seconds.get(sec)
         if b is None:
-            b = self.seconds[sec] = {"offered": 0, "accepted": 0, "rejected": 0, "failed": 0, "latency_ms": []}
+            b = self.seconds[sec] = new_bucket()
         return b
 
     def drain(self) -> dict:
         with self.lock:
             out = {
-                "totals": {"offered": self.offered, "accepted": self.accepted, "failed": self.failed,
-                           "retries": self.retries, "rejected": dict(self.rejected), "responses": dict(self.responses)},
+                "totals": {"target": self.target, "offered": self.offered, "accepted": self.accepted,
+                           "failed": self.failed, "retries": self.retries, "requests": self.requests,
+                           "not_sent": dict(self.not_sent), "rejected": dict(self.rejected),
+                           "responses": dict(self.responses), "messages": dict(self.messages),
+                           "bytes_raw": self.bytes_raw, "bytes_sent": self.bytes_sent,
+                           "gzip_sample": list(self.gzip_sample), "lanes": self.lanes},
                 "seconds": self.seconds,
+                "latency_hist": self.latency.encode() if self.latency.get_total_count() else None,
+                "service_hist": self.service.encode() if self.service.get_total_count() else None,
             }
             self.seconds = {}
+            self.latency.reset()
+            self.service.reset()
         return out
 
 
@@ -102,7 +155,7 @@ class Connection:
             self.context = ssl.create_default_context(cafile=target.ca_file)
         self.conn: http.client.HTTPConnection | None = None
 
-    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> tuple[int, dict]:
+    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> tuple[int, dict, bytes]:
         if self.conn is None:
             if self.https:
                 self.conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
@@ -111,10 +164,11 @@ class Connection:
         try:
             self.conn.request("POST", path, body, headers)
             resp = self.conn.getresponse()
-            resp.read()
+            payload = resp.read()
             if resp.getheader("Connection", "").lower() == "close":
                 self.close()
-            return resp.status, {"retry-after": resp.getheader("Retry-After")}
+            return resp.status, {"retry-after": resp.getheader("Retry-After"),
+                                 "content-type": resp.getheader("Content-Type", "")}, payload
         except (OSError, http.client.HTTPException):
             self.close()
             raise
@@ -125,113 +179,247 @@ class Connection:
             self.conn = None
 
 
-def _sender(plan: WorkerPlan, task: Task, stats: Stats, stop: threading.Event) -> None:
-    sc, target = plan.scenario, plan.target
-    rng = random.Random(f"{plan.run_id}/{task.key}/{plan.index}")
-    namespace = f"loadgen-{plan.run_id}"
-    if task.signal == "logs":
-        sources = [wire.LogStream(f"svc-{i:05d}", namespace, rng, body_bytes=sc.body_bytes) for i in task.services]
-        batch_size, path = sc.batch_logs, target.logs_path
-    else:
-        n = sc.series_per_service
-        sources = [wire.SeriesSet(f"svc-{i:05d}", namespace, range(n)) for i in task.services]
-        batch_size, path = sc.batch_points, target.metrics_path
-    if not sources:
-        return
-    headers = {"Content-Type": "application/x-protobuf", "Authorization": target.auth[task.tenant]}
-    if sc.compression == "gzip":
-        headers["Content-Encoding"] = "gzip"
-    conn = Connection(target)
-    end = plan.start_at + sc.duration_s
-    sent, src_i, last_send = 0, 0, plan.start_at
-    per_source = max(1, batch_size // max(1, min(len(sources), 8)))
-    value = 0.0
-    while not stop.is_set():
-        now = time.time()
-        if now >= end:
-            break
-        due = int(items_until(task.profile, now - plan.start_at) * task.share) - sent
-        if due < batch_size and not (due > 0 and now - last_send >= 0.2):
-            time.sleep(0.002 if due > 0 else 0.01)
-            continue
-        n = min(batch_size, due)
-        # Spread the batch over a few services (streams / series sets), round robin.
+@dataclass
+class Batch:
+    due: float  # wall clock
+    sec: int  # the second of the run it was due in
+    n: int
+    body: bytes
+
+
+class Lane:
+    """One sender: a thread, a connection, and (for metrics) series of its own, so that two
+    batches in flight at once never carry points of the same series (Mimir refuses a
+    sample older than the newest it has for that series)."""
+
+    def __init__(self, index: int, target: Target, sources: list) -> None:
+        self.index = index
+        self.conn = Connection(target)
+        self.sources = sources
+        self.src_i = 0
+        self.inbox: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+
+
+class TaskSender:
+    """The dispatcher and lanes of one task in one worker."""
+
+    def __init__(self, plan: WorkerPlan, task: Task, stats: Stats, stop: threading.Event) -> None:
+        sc, target = plan.scenario, plan.target
+        self.plan, self.task, self.stats, self.stop = plan, task, stats, stop
+        rng = random.Random(f"{plan.run_id}/{task.key}/{plan.index}")
+        namespace = f"loadgen-{plan.run_id}"
+        self.retries = sc.retries if task.retries is None else task.retries
+        self.late_after = seconds(sc.late_after)
+        self.gzip = sc.compression == "gzip"
+        self.headers = {"Content-Type": "application/x-protobuf", "Authorization": target.auth[task.tenant]}
+        if self.gzip:
+            self.headers["Content-Encoding"] = "gzip"
+        lanes = max(1, task.lanes)
+        content = sc.log_content
+        self.distinct = None if content.variety == "fast" else content.distinct_per_s
+        self.fresh_budget, self.fresh_at = 0.0, 0.0
+        if task.signal == "logs":
+            self.batch_size, self.path = sc.batch_logs, target.logs_path
+            streams = [wire.LogStream(f"svc-{i:05d}", namespace, rng, body_bytes=sc.body_bytes, shape=content.shape,
+                                      variety=content.variety) for i in task.services]
+            groups = [streams] * lanes  # Loki takes a stream's lines in any order: lanes share streams
+        else:
+            self.batch_size, self.path = sc.batch_points, target.metrics_path
+            n = sc.series_per_service
+            every = [(i, j) for i in task.services for j in range(n)]
+            lanes = min(lanes, len(every))
+            groups = []
+            for lane in range(lanes):
+                mine: dict[int, list[int]] = {}
+                for k in range(lane, len(every), lanes):
+                    i, j = every[k]
+                    mine.setdefault(i, []).append(j)
+                groups.append([wire.SeriesSet(f"svc-{i:05d}", namespace, js) for i, js in mine.items()])
+        self.lanes = [Lane(k, target, groups[k]) for k in range(lanes)]
+        self.free: queue_mod.Queue = queue_mod.Queue()
+        for lane in self.lanes:
+            self.free.put(lane)
+        stats.lanes = lanes
+        self.value = 0.0
+        self.sampled_sec = -1
+
+    # ---------------------------------------------------------------- dispatching
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._lane_loop, args=(lane,), daemon=True) for lane in self.lanes]
+        for t in threads:
+            t.start()
+        try:
+            self._dispatch()
+        finally:
+            for lane in self.lanes:
+                lane.inbox.put(None)
+            for t in threads:
+                t.join()
+            for lane in self.lanes:
+                lane.conn.close()
+
+    def _dispatch(self) -> None:
+        plan, task, stats = self.plan, self.task, self.stats
+        duration = plan.scenario.duration_s
+        last_sec = max(0, math.ceil(duration) - 1)
+        for due_rel, n in batches(task.profile, duration, self.batch_size, task.share):
+            due = plan.start_at + due_rel
+            wait = due - time.time()
+            if wait > 0 and self.stop.wait(wait):
+                return
+            if self.stop.is_set():
+                return
+            sec = min(int(due_rel), last_sec)
+            with stats.lock:
+                stats.target += n
+                stats.bucket(sec)["target"] += n
+            lane, reason = None, NOT_SENT_LATE
+            if time.time() - due <= self.late_after:
+                try:
+                    lane = self.free.get(timeout=max(0.0, due + self.late_after - time.time()))
+                except queue_mod.Empty:
+                    reason = NOT_SENT_BUSY
+            if lane is None:
+                with stats.lock:
+                    stats.not_sent[reason] = stats.not_sent.get(reason, 0) + n
+                    stats.bucket(sec)["not_sent"] += n
+                continue
+            body = self._encode(lane, n, due_rel)
+            with stats.lock:
+                stats.offered += n
+                stats.requests += 1
+                stats.bytes_raw += len(body)
+                b = stats.bucket(sec)
+                b["offered"] += n
+                b["requests"] += 1
+            lane.inbox.put(Batch(due, sec, n, body))
+
+    def _encode(self, lane: Lane, n: int, due_rel: float) -> bytes:
+        sources = lane.sources
+        per_source = max(1, self.batch_size // max(1, min(len(sources), 8)))
+        fresh = None
+        if self.task.signal == "logs" and self.distinct is not None:
+            self.fresh_budget = min(self.fresh_budget + (due_rel - self.fresh_at) * self.distinct * self.task.share,
+                                    max(self.batch_size, self.distinct * self.task.share))
+            self.fresh_at = due_rel
+            fresh = min(n, int(self.fresh_budget))
+            self.fresh_budget -= fresh
         parts, left = [], n
         now_ns = time.time_ns()
         while left > 0:
-            src = sources[src_i % len(sources)]
-            src_i += 1
+            src = sources[lane.src_i % len(sources)]
+            lane.src_i += 1
             k = min(left, per_source)
-            if task.signal == "logs":
-                parts.append(src.resource_logs(k, now_ns))
+            if self.task.signal == "logs":
+                if fresh is None:
+                    parts.append(src.resource_logs(k, now_ns))
+                else:
+                    f = min(k, fresh)
+                    fresh -= f
+                    parts.append(src.resource_logs(k, now_ns, f))
             else:
-                value += 1
-                parts.append(src.resource_metrics(k, now_ns // 1_000_000, value))
+                self.value += 1
+                parts.append(src.resource_metrics(k, now_ns // 1_000_000, self.value))
             left -= k
-        body = b"".join(parts)
-        if sc.compression == "gzip":
-            body = gzip.compress(body, compresslevel=1)
-        sent += n
-        last_send = now
-        _deliver(conn, path, body, headers, n, sc.retries, plan.start_at, stats, stop)
-    conn.close()
+        return b"".join(parts)
 
+    # ---------------------------------------------------------------- sending
 
-def _deliver(conn: Connection, path: str, body: bytes, headers: dict, n: int, retries: int,
-             start_at: float, stats: Stats, stop: threading.Event) -> None:
-    with stats.lock:
-        stats.offered += n
-        stats.bucket(int(time.time() - start_at))["offered"] += n
-    attempt = 0
-    while True:
-        t0 = time.perf_counter()
-        try:
-            status, info = conn.post(path, body, headers)
-            code = str(status)
-        except (OSError, http.client.HTTPException, socket.timeout):
-            status, info, code = 0, {}, "error"
-        elapsed_ms = (time.perf_counter() - t0) * 1000
-        sec = int(time.time() - start_at)
-        with stats.lock:
-            stats.responses[code] = stats.responses.get(code, 0) + 1
-            stats.bucket(sec)["latency_ms"].append(round(elapsed_ms, 3))
-        if 200 <= status < 300:
-            with stats.lock:
-                stats.accepted += n
-                stats.bucket(sec)["accepted"] += n
-            return
-        retryable = status in RETRY_STATUSES or status == 0
-        if retryable and attempt < retries and not stop.is_set():
-            attempt += 1
-            with stats.lock:
-                stats.retries += 1
-            wait = min(MAX_BACKOFF_S, 0.05 * 2 ** attempt)
+    def _lane_loop(self, lane: Lane) -> None:
+        while True:
+            batch = lane.inbox.get()
+            if batch is None:
+                return
             try:
-                wait = min(MAX_BACKOFF_S, float(info.get("retry-after") or wait))
-            except ValueError:
-                pass
-            time.sleep(wait)
-            continue
+                self._deliver(lane, batch)
+            finally:
+                self.free.put(lane)
+
+    def _deliver(self, lane: Lane, batch: Batch) -> None:
+        stats, n, sec = self.stats, batch.n, batch.sec
+        body = batch.body
+        sample = self.sampled_sec != sec  # one body per second is compressed to state the gzip ratio
+        if sample:
+            self.sampled_sec = sec
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=1)
+        packed = len(gzip.compress(batch.body, compresslevel=GZIP_LEVEL)) if sample else 0
         with stats.lock:
+            stats.bytes_sent += len(body)
+            if sample:
+                stats.gzip_sample[0] += len(batch.body)
+                stats.gzip_sample[1] += packed
+        started = time.time()
+        attempt = 0
+        while True:
+            try:
+                status, info, payload = lane.conn.post(self.path, body, self.headers)
+                code = str(status)
+            except (OSError, http.client.HTTPException, socket.timeout):
+                status, info, payload, code = 0, {}, b"", "error"
+            with stats.lock:
+                stats.responses[code] = stats.responses.get(code, 0) + 1
+            if 200 <= status < 300:
+                rejected, message = wire.partial_success(payload, info.get("content-type", ""))
+                rejected = max(0, min(n, rejected))
+                self._finish(batch, started, accepted=n - rejected, rejected={PARTIAL: rejected} if rejected else {},
+                             message=message if (rejected or message) else None)
+                return
+            retryable = status in RETRY_STATUSES or status == 0
+            if retryable and attempt < self.retries and not self.stop.is_set():
+                attempt += 1
+                with stats.lock:
+                    stats.retries += 1
+                    stats.bucket(sec)["retries"] += 1
+                wait = min(MAX_BACKOFF_S, 0.05 * 2 ** attempt)
+                try:
+                    wait = min(MAX_BACKOFF_S, float(info.get("retry-after") or wait))
+                except ValueError:
+                    pass
+                if not self.stop.wait(wait):
+                    continue
             if status == 0:
-                stats.failed += n
-                stats.bucket(sec)["failed"] += n
+                self._finish(batch, started, failed=n)
             else:
-                stats.rejected[code] = stats.rejected.get(code, 0) + n
-                stats.bucket(sec)["rejected"] += n
-        return
+                self._finish(batch, started, rejected={code: n})
+            return
+
+    def _finish(self, batch: Batch, started: float, accepted: int = 0, rejected: dict | None = None, failed: int = 0,
+                message: str | None = None) -> None:
+        now = time.time()
+        latency_us = max(1, int((now - batch.due) * 1e6))
+        service_us = max(1, int((now - started) * 1e6))
+        stats = self.stats
+        with stats.lock:
+            b = stats.bucket(batch.sec)
+            stats.accepted += accepted
+            b["accepted"] += accepted
+            for status, k in (rejected or {}).items():
+                stats.rejected[status] = stats.rejected.get(status, 0) + k
+                b["rejected"] += k
+            stats.failed += failed
+            b["failed"] += failed
+            b["latency_ms"].append(round(latency_us / 1000, 3))
+            stats.latency.record_value(min(latency_us, HIST_MAX_US))
+            stats.service.record_value(min(service_us, HIST_MAX_US))
+            if message is not None:
+                message = message[:300]
+                if message in stats.messages or len(stats.messages) < MAX_MESSAGES:
+                    stats.messages[message] = stats.messages.get(message, 0) + 1
 
 
 def work(plan: WorkerPlan, queue, stop_event=None) -> None:
     """Run one worker's tasks; report to ``queue`` every half second and once at the end."""
     stop = threading.Event()
     stats = {task.key: Stats() for task in plan.tasks}
+    senders = [TaskSender(plan, t, stats[t.key], stop) for t in plan.tasks]
     while time.time() < plan.start_at:
-        time.sleep(min(0.01, plan.start_at - time.time()))
-    threads = [threading.Thread(target=_sender, args=(plan, t, stats[t.key], stop), daemon=True) for t in plan.tasks]
+        time.sleep(min(0.01, max(0.0, plan.start_at - time.time())))
+    threads = [threading.Thread(target=s.run, daemon=True) for s in senders]
+    cpu0 = time.process_time()
     for t in threads:
         t.start()
-    cpu0 = time.process_time()
     try:
         while any(t.is_alive() for t in threads):
             for t in threads:
