@@ -1,0 +1,305 @@
+"""The generator measures what the scenario asked for: batches go out on a fixed schedule
+(open loop), what could not be started is counted as not sent, latency runs from when a
+batch was due, OTLP partial_success rejections are counted as rejected, and log content
+varies like real logs. Everything runs against the project's counting sink on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+import time
+
+import pytest
+
+from obskit.loadgen import report as report_mod
+from obskit.loadgen import wire
+from obskit.loadgen.run import Live, plan_workers, run
+from obskit.loadgen.scenario import Point, Scenario, load_scenario, seconds
+from obskit.loadgen.schedule import Curve, batches
+from obskit.loadgen.sink import PARTIAL_MESSAGE, Sink
+from obskit.loadgen.worker import NOT_SENT_BUSY, PARTIAL, Stats, Target, TaskSender
+from obskit.loopback import free_port
+
+AUTH = {"t": "Basic dC13cml0ZTp4"}  # t-write:x; the sink counts by user
+TENANTS = {None: "t", "t": "t"}
+
+
+def profile(*pairs) -> list[Point]:
+    return [Point(at=t, rate=r) for t, r in pairs]
+
+
+def scenario(**kw) -> Scenario:
+    base = {"name": "openloop-test", "duration": "3s", "workers": 1, "services": 2, "series_per_service": 20,
+            "batch_logs": 100, "batch_points": 200, "tenants": [{"tenant": "t", "logs": [{"at": 0, "rate": 1000}]}]}
+    return Scenario.model_validate({**base, **kw})
+
+
+@pytest.fixture
+def sink_factory():
+    started = []
+
+    def make(**kw) -> tuple[Sink, Target]:
+        port = free_port()
+        sink = Sink([port], **kw).start()
+        started.append(sink)
+        return sink, Target(base_url=f"http://127.0.0.1:{port}", auth=AUTH)
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+def test_the_schedule_fixes_every_batch_and_sums_to_the_profile():
+    steady = list(batches(profile((0, 1000)), 3, 100))
+    assert len(steady) == 30 and all(n == 100 for _, n in steady)
+    assert [round(d, 6) for d, _ in steady[:3]] == [0.1, 0.2, 0.3] and steady[-1][0] == pytest.approx(3.0)
+    ramp = profile((0, 1000), (120, 40000))
+    due = list(batches(ramp, 120, 1000, share=0.5))
+    assert sum(n for _, n in due) == int(Curve(ramp, 120, 0.5).total) == (1000 + 40000) / 2 * 120 * 0.5
+    assert [d for d, _ in due] == sorted(d for d, _ in due)
+    # A step (two points at the same time) starts the flood at once; nothing is due before it.
+    step = list(batches(profile((0, 0), (30, 0), (30, 6000)), 60, 200))
+    assert step[0][0] == pytest.approx(30 + 200 / 6000) and sum(n for _, n in step) == 180000
+    # Low rates: a partial batch leaves 0.2 s after its first item was due (no item waits longer).
+    slow = list(batches(profile((0, 100)), 3, 1000))
+    assert slow[0] == (pytest.approx(0.21), 21) and sum(n for _, n in slow) == 300
+    # The spike second really asks for the spike rate (the old sender managed 18% of it).
+    spike = load_scenario("spike").tenants[0].points
+    per_second: dict[int, int] = {}
+    for d, n in batches(spike, 60, 2000):
+        per_second[int(d)] = per_second.get(int(d), 0) + n
+    assert all(per_second[s] == 100000 for s in range(27, 35))
+
+
+def test_metric_lanes_never_share_a_series():
+    sc = scenario(max_in_flight=8, series_per_service=5, tenants=[{"tenant": "t", "points": [{"at": 0, "rate": 1000}]}])
+    (plan,) = plan_workers(sc, Target("http://127.0.0.1:9", AUTH), "r", 1, TENANTS, time.time())
+    import threading
+
+    sender = TaskSender(plan, plan.tasks[0], Stats(), threading.Event())
+    assert len(sender.lanes) == 8
+    owned = [(s.resource, a) for lane in sender.lanes for s in lane.sources for a in s.attrs]
+    assert len(owned) == len(set(owned)) == 2 * 5  # every series in exactly one lane
+
+
+def test_the_in_flight_limit_is_split_over_the_workers():
+    sc = scenario(max_in_flight=5, services=4, tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 100}]},
+                                                      {"tenant": "u", "logs": [{"at": 0, "rate": 100}], "max_in_flight": 1}])
+    plans = plan_workers(sc, Target("http://x", {"t": "", "u": ""}), "r", 2, {None: "t", "t": "t", "u": "u"}, 0)
+    lanes = {}
+    for p in plans:
+        for task in p.tasks:
+            lanes.setdefault(task.tenant, []).append(task.lanes)
+    assert lanes == {"t": [3, 2], "u": [1, 1]}  # at least one sender per worker
+
+
+# --------------------------------------------------------------------------- a sink that always says 429
+
+RETRY_AFTER, RETRIES, LANES = 0.3, 2, 2
+
+
+def test_against_a_sink_that_always_answers_429_target_offered_and_not_sent_are_exact(sink_factory):
+    sink, target = sink_factory(status=429, retry_after=str(RETRY_AFTER))
+    sc = scenario(retries=RETRIES, max_in_flight=LANES)
+    live = run(sc, target, tenants=TENANTS)
+    assert live.lost_workers == 0
+    t = live.totals["t/logs"]
+    # The schedule asked for 1000 records/s for 3 s: that is the target, whatever the sender managed.
+    assert t["target"] == 3000
+    not_sent = sum(t["not_sent"].values())
+    assert t["offered"] + not_sent == t["target"]
+    assert t["accepted"] == 0 and t["rejected"] == {"429": t["offered"]} and t["failed"] == 0
+    # Each offered batch holds a sender for its retries (>= 2 x 0.3 s); with two senders at
+    # most about 2 x (3 s + 1 s late_after) / 0.6 s batches can start: the rest is not sent.
+    hold = RETRIES * RETRY_AFTER
+    assert t["requests"] <= LANES * math.ceil((sc.duration_s + seconds(sc.late_after)) / hold + 1)
+    assert not_sent >= 3000 - 100 * t["requests"] > 0
+    assert set(t["not_sent"]) == {NOT_SENT_BUSY}
+    # What the sink saw: every attempt of every offered batch, and nothing else.
+    counted = sink.counts.snapshot()["t-write"]
+    assert counted["answered"] == {"429": t["requests"] * (RETRIES + 1)} == {"429": t["responses"]["429"]}
+    assert counted["offered_logs"] == t["offered"] * (RETRIES + 1) and counted["logs"] == 0
+    assert t["retries"] == t["requests"] * RETRIES
+
+    # Latency runs from when a batch was due: each includes its own retry waits, and a
+    # batch that waited for a sender busy with retries includes that wait too. The third
+    # batch (due at 0.3 s) could only start when the first freed its sender (>= 0.7 s).
+    lat = live.latency["t/logs"]
+    assert lat.get_min_value() >= hold * 1e6
+    assert lat.get_max_value() >= (0.4 + hold) * 1e6
+    assert live.service["t/logs"].get_max_value() < lat.get_max_value()
+    per_second = [x for b in live.timeline["t/logs"].values() for x in b["latency_ms"]]
+    assert len(per_second) == t["requests"] and min(per_second) >= hold * 1000
+
+    report = report_mod.build(live, sc, target.base_url, None)
+    totals = report["totals"]["t/logs"]
+    assert report["balanced"] is True
+    assert (totals["target"], totals["offered"], totals["not_sent"]) == (3000, t["offered"], not_sent)
+    assert totals["latency_ms"]["p99.9"] >= totals["latency_ms"]["p50"] >= hold * 1000
+    rows = [r for r in report["timeline"] if r["key"] == "t/logs"]
+    assert sum(r["target"] for r in rows) == 3000 and {r["t"] for r in rows} == {0, 1, 2}
+    for r in rows:
+        assert r["target"] == r["offered"] + r["not_sent"] and r["offered"] == r["rejected"]
+    text = report_mod.summary(report)
+    assert "not sent" in text and NOT_SENT_BUSY in text
+
+
+def test_a_balanced_report_is_not_claimed_when_the_counts_do_not_add_up():
+    sc = scenario()
+    live = Live(started=0, duration=3)
+    live.run_id, live.workers, live.lost_workers = "r", 1, 0
+    bucket = {"target": 100, "offered": 100, "not_sent": 0, "accepted": 90, "rejected": 0, "failed": 0,
+              "retries": 0, "requests": 1, "latency_ms": [5.0]}
+    live.absorb(0, {"t/logs": {"totals": {"target": 100, "offered": 100, "accepted": 90, "failed": 0, "retries": 0,
+                                          "requests": 1, "not_sent": {}, "rejected": {}, "responses": {"200": 1},
+                                          "messages": {}, "bytes_raw": 1, "bytes_sent": 1, "gzip_sample": [0, 0],
+                                          "lanes": 1},
+                               "seconds": {0: bucket}, "latency_hist": None, "service_hist": None}})
+    assert report_mod.build(live, sc, "x", None)["balanced"] is False
+
+
+# --------------------------------------------------------------------------- partial success
+
+
+def test_partial_success_rejections_are_counted_as_rejected(sink_factory):
+    sink, target = sink_factory(partial_reject=30)
+    sc = scenario(duration="2s", tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 1000}],
+                                           "points": [{"at": 0, "rate": 2000}]}])
+    live = run(sc, target, tenants=TENANTS)
+    counted = sink.counts.snapshot()["t-write"]
+    for key, kept, offered in (("t/logs", "logs", "offered_logs"), ("t/metrics", "points", "offered_points")):
+        t = live.totals[key]
+        assert t["offered"] == t["target"] > 0 and t["failed"] == 0
+        assert t["rejected"] == {PARTIAL: 30 * t["requests"]}
+        assert t["accepted"] == counted[kept] == counted[offered] - 30 * t["requests"]
+    report = report_mod.build(live, sc, target.base_url, None)
+    assert report["balanced"] is True
+    logs = report["totals"]["t/logs"]
+    assert logs["partial_success"]["rejected"] == 30 * logs["requests"]
+    assert logs["partial_success"]["messages"] == {PARTIAL_MESSAGE.format(n=30): logs["requests"]}
+    assert PARTIAL_MESSAGE.format(n=30) in report_mod.summary(report)
+
+
+def test_partial_success_is_read_from_protobuf_and_json_answers():
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as pb
+
+    body = pb.ExportLogsServiceResponse(partial_success=pb.ExportLogsPartialSuccess(
+        rejected_log_records=7, error_message="too old")).SerializeToString()
+    assert wire.partial_success(body) == (7, "too old")
+    assert wire.partial_success(b"") == (0, "")
+    assert wire.partial_success(pb.ExportLogsServiceResponse().SerializeToString()) == (0, "")
+    js = json.dumps({"partialSuccess": {"rejectedDataPoints": "12", "errorMessage": "out of order"}}).encode()
+    assert wire.partial_success(js, "application/json") == (12, "out of order")
+    assert wire.partial_success(b"\xff\xff\xff", "application/x-protobuf") == (0, "")
+
+
+# --------------------------------------------------------------------------- content
+
+
+def decode_logs(body: bytes):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    req = ExportLogsServiceRequest.FromString(body)
+    return [r for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+
+@pytest.mark.parametrize("shape", ["text", "json", "stacktrace", "mixed"])
+def test_fast_and_realistic_logs_are_valid_otlp(shape):
+    bodies = {}
+    for variety in ("fast", "realistic"):
+        stream = wire.LogStream("svc-00001", "loadgen-t", random.Random(3), body_bytes=160, shape=shape, variety=variety)
+        now = time.time_ns()
+        request = b"".join(stream.resource_logs(400, now) for _ in range(5))
+        records = decode_logs(request)
+        assert len(records) == 2000
+        stamps = [r.time_unix_nano for r in records]
+        assert stamps == sorted(stamps) and len(set(stamps)) == 2000
+        texts = [r.body.string_value for r in records]
+        assert all(len(t) >= 160 for t in texts)
+        if shape == "json":
+            assert all(isinstance(json.loads(t), dict) for t in texts)
+        if shape == "stacktrace":
+            assert all("Traceback (most recent call last):" in t for t in texts)
+        for r in records:
+            assert {kv.key for kv in r.attributes} == {"http.request.method", "http.route", "http.response.status_code"}
+            assert r.severity_text in {"INFO", "WARN", "ERROR", "DEBUG"}
+        bodies[variety] = (texts, request)
+    assert len(set(bodies["fast"][0])) == 64  # the fast path cycles through its pool
+    assert len(set(bodies["realistic"][0])) == 2000  # every realistic record is new
+    ratio = {v: len(req) / len(gzip.compress(req, 6)) for v, (_, req) in bodies.items()}
+    assert ratio["realistic"] < ratio["fast"]
+
+
+def test_distinct_bodies_per_second_bounds_the_new_records(sink_factory):
+    """realistic with distinct_per_s: about that many new bodies a second, the rest repeated."""
+    stream = wire.LogStream("svc-00001", "ns", random.Random(1), body_bytes=100, variety="realistic")
+    texts = [r.body.string_value for r in decode_logs(stream.resource_logs(500, time.time_ns(), fresh=50))]
+    assert len(set(texts)) <= 64 + 50  # the pool plus the fresh ones
+    sink, target = sink_factory()
+    sc = scenario(duration="2s", log_content={"variety": "realistic", "distinct_per_s": 100})
+    live = run(sc, target, tenants=TENANTS)
+    t = live.totals["t/logs"]
+    assert t["accepted"] == t["target"] == 2000
+
+
+def test_the_report_states_the_gzip_ratio_of_the_content(sink_factory):
+    ratios = {}
+    for variety in ("fast", "realistic"):
+        sink, target = sink_factory()
+        sc = scenario(duration="2s", body_bytes=200, log_content={"variety": variety, "shape": "text"})
+        report = report_mod.build(run(sc, target, tenants=TENANTS), sc, target.base_url, None)
+        ratios[variety] = report["totals"]["t/logs"]["bytes"]["gzip_ratio"]
+        assert report["log_content"]["variety"] == variety
+        assert f"gzip ratio {ratios[variety]}x" in report_mod.summary(report)
+    assert 1 < ratios["realistic"] < ratios["fast"]
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_noisy_neighbour_floods_at_least_five_times_the_default_limit():
+    from obskit.spec.model import RateLimit
+
+    sc = load_scenario("noisy-neighbour")
+    flood = next(t for t in sc.tenants if t.tenant == "sandbox")
+    limit = RateLimit().requests_per_second
+    requests_per_s = max(p.rate for p in flood.logs) / sc.batch_logs + max(p.rate for p in flood.points) / sc.batch_points
+    assert requests_per_s >= 5 * limit
+    # The flood comes in the second part of the run only: the first part is the baseline.
+    assert sc.isolation is not None
+    start = min(p.t for p in flood.logs if p.rate > 0)
+    assert sc.isolation.window("baseline")[1] <= start <= sc.isolation.window("during")[0]
+    # Enough senders that the flood is offered even while 429s come back.
+    assert (flood.max_in_flight or sc.max_in_flight) >= 8 and flood.retries == 0
+
+
+def test_isolation_windows_must_lie_within_the_run():
+    with pytest.raises(Exception, match="isolation.during must lie within the run"):
+        scenario(isolation={"baseline": ["0s", "1s"], "during": ["2s", "9s"]})
+
+
+def test_isolation_compares_the_quiet_tenant_with_and_without_the_flood():
+    sc = scenario(duration="4s", isolation={"tenant": "t", "baseline": ["0s", "2s"], "during": ["2s", "4s"]},
+                  tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 100}]}])
+    live = Live(started=0, duration=4)
+    live.run_id, live.workers, live.lost_workers, live.tenant_map = "r", 1, 0, TENANTS
+    seconds_ = {}
+    for s in range(4):
+        lat = [10.0] * 10 if s < 2 else [10.0] * 9 + [50.0]  # p99 five times worse during the flood
+        seconds_[s] = {"target": 100, "offered": 100, "not_sent": 0, "accepted": 100, "rejected": 0, "failed": 0,
+                       "retries": 0, "requests": 10, "latency_ms": lat}
+    live.absorb(0, {"t/logs": {"totals": {"target": 400, "offered": 400, "accepted": 400, "failed": 0, "retries": 0,
+                                          "requests": 40, "not_sent": {}, "rejected": {}, "responses": {"200": 40},
+                                          "messages": {}, "bytes_raw": 1, "bytes_sent": 1, "gzip_sample": [0, 0],
+                                          "lanes": 1},
+                               "seconds": seconds_, "latency_hist": None, "service_hist": None}})
+    iso = report_mod.build(live, sc, "x", None)["isolation"]
+    assert iso["tenant"] == "t"
+    assert iso["windows"]["baseline"]["logs"] == {"accepted_per_s": 100.0, "p50_ms": 10.0, "p99_ms": 10.0}
+    assert iso["changes"]["logs accepted_per_s"] == 0 and iso["changes"]["logs p99_ms"] == 4.0
+    assert iso["within_tolerance"] is False
