@@ -7,8 +7,8 @@ store, never written into rendered files), or a deploy-time output (e.g. the RDS
 endpoint, known only after Terraform has run).
 
 Three binding tables exist: ``compose`` (the local docker stack), ``aws`` (ECS Fargate),
-and ``loopback`` (each component as a process on 127.0.0.1, used by obskit's contract
-tests and by anyone who has the component binaries).
+and ``process`` (each component as a process on 127.0.0.1, no Docker: ``obskit up
+--runtime process``, obskit's own tests, and anyone who has the component binaries).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Union
 
-from obskit.spec.model import AwsEnvironment, ComposeEnvironment, Spec
+from obskit import components as component_facts
+from obskit.spec.model import AwsEnvironment, ComposeEnvironment, ProcessEnvironment, Spec
 
 
 @dataclass(frozen=True, order=True)
@@ -50,7 +51,21 @@ class Output:
         return {"output": self.name}
 
 
-Binding = Union[str, Secret, Output]
+@dataclass(frozen=True, order=True)
+class Local:
+    """A value only the machine that runs a process environment knows: ``run_dir`` (the
+    run folder, with ``rel`` appended), ``user`` (who runs it: nginx's worker user) or
+    ``nginx_resolve`` (``resolve`` where the nginx on PATH parses it). Rendering stays pure;
+    the process runtime fills these in when it starts the stack."""
+
+    what: str
+    rel: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"local": self.what + (f"/{self.rel}" if self.rel else "")}
+
+
+Binding = Union[str, Secret, Output, Local]
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,7 @@ class Service:
         return {
             "component": self.component,
             "env": {
-                k: (v.to_json() if isinstance(v, (Secret, Output)) else {"value": v})
+                k: (v.to_json() if isinstance(v, (Secret, Output, Local)) else {"value": v})
                 for k, v in sorted(self.env.items())
             },
         }
@@ -86,6 +101,12 @@ def tenant_names(spec: Spec) -> list[str]:
 
 def tenant_password(tenant: str, role: str) -> Secret:
     return Secret(f"tenant-{tenant}-{role}-password")
+
+
+def tenant_authorization(tenant: str, role: str) -> Secret:
+    """The ready-made ``Authorization: Basic ...`` value of a tenant's user (derived from
+    its password by the secret store)."""
+    return Secret(f"tenant-{tenant}-{role}-authorization")
 
 
 ADMIN_PASSWORD = Secret("gateway-admin-password")
@@ -121,16 +142,8 @@ def secret_catalogue(spec: Spec, env_name: str) -> dict[str, Secret]:
 # --------------------------------------------------------------------------- tables
 
 
-# Container-side ports. They are the same in compose and ECS; only loopback runs move them.
-PORTS = {
-    "loki": {"http": 3100, "grpc": 9095, "memberlist": 7946},
-    "mimir": {"http": 8080, "grpc": 9095, "memberlist": 7946},
-    "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888, "syslog": 5514},
-    "grafana": {"http": 3000},
-    "gateway": {"https": 8443, "http": 8080, "status": 8081},
-    "postgres": {"postgres": 5432},
-    "object-store": {"s3": 9000, "console": 9001},
-}
+# Container-side ports (facts of the components; the process runtime moves them).
+PORTS = component_facts.PORTS
 
 
 @dataclass(frozen=True)
@@ -140,23 +153,27 @@ class Topology:
     host: Mapping[str, str]  # service -> host name
     port: Mapping[str, Mapping[str, int]]  # service -> port name -> number
     listen: str  # listen address inside a service
-    data_dir: Mapping[str, str]  # service -> data directory
-    config_dir: Mapping[str, str]  # component -> directory holding its rendered configs
+    data_dir: Mapping[str, "Binding"]  # service -> data directory
+    config_dir: Mapping[str, "Binding"]  # component -> directory holding its rendered configs
     gateway_url: str  # how services inside the stack reach the gateway
     public_url: str  # how people and clients outside reach the gateway
     s3: Mapping[str, Binding]
     instance_addr: str = ""
     instance_id: Mapping[str, str] | None = None
-    gateway_user: str = "nginx"
-    gateway_files: Mapping[str, str] | None = None
+    gateway_user: "Binding" = "nginx"
+    gateway_files: Mapping[str, "Binding"] | None = None
     # The DNS server the gateway asks when it re-resolves its upstreams' names, and whether
     # it does ("resolve" on each upstream server, nginx >= 1.27.3): backends that are
     # replaced get new addresses (ECS tasks, recreated containers).
     resolver: str = "127.0.0.1"
-    upstream_resolve: bool = False
+    upstream_resolve: "bool | Local" = False
     # Whether data directories vanish with their container (ECS Fargate tasks): then Loki
     # and Mimir flush what they hold to the object store when they stop.
     ephemeral_storage: bool = False
+    # The collector's host metrics: which receivers (a YAML list the collector expands) and
+    # the name its series carry as `instance`.
+    host_receivers: str = "[hostmetrics]"
+    host_name: "Binding" = "localhost"
 
     def addr(self, service: str, port: str) -> str:
         return f"{self.host[service]}:{self.port[service][port]}"
@@ -236,17 +253,18 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
             "OTELCOL_TELEMETRY_HOST": listen,
             "OTELCOL_TELEMETRY_PORT": str(topo.port["otelcol"]["telemetry"]),
             "OTELCOL_GATEWAY_URL": topo.gateway_url,
-            "OTELCOL_GATEWAY_USER": f"{spec.collector_tenant}-write",
-            "OTELCOL_GATEWAY_PASSWORD": tenant_password(spec.collector_tenant, "write"),
+            "OTELCOL_GATEWAY_AUTHORIZATION": tenant_authorization(spec.collector_tenant, "write"),
             "OTELCOL_GATEWAY_CA_PEM": GATEWAY_CA_CERT,
             "OTELCOL_GATEWAY_LOG_ENDPOINT": f"{listen}:{topo.port['otelcol']['syslog']}",
-            "OTELCOL_OPS_USER": f"{spec.operators.tenant}-write",
-            "OTELCOL_OPS_PASSWORD": tenant_password(spec.operators.tenant, "write"),
+            "OTELCOL_OPS_AUTHORIZATION": tenant_authorization(spec.operators.tenant, "write"),
+            # What reports the host's CPU and memory: the host metrics receiver where the
+            # collector sees a host (compose, processes); ECS's task metadata on Fargate.
+            "OTELCOL_HOST_RECEIVERS": topo.host_receivers,
+            "OTELCOL_HOST_NAME": topo.host_name,
             # Self-monitoring: what the collector scrapes into the operators' tenant.
             "OTELCOL_SCRAPE_LOKI": topo.addr("loki", "http"),
             "OTELCOL_SCRAPE_GRAFANA": topo.addr("grafana", "http"),
             "OTELCOL_SCRAPE_OTELCOL": topo.addr("otelcol", "telemetry"),
-            "OTELCOL_SCRAPE_GATEWAY": topo.addr("gateway", "status"),
             **{f"OTELCOL_SCRAPE_{envname(r)}": topo.addr(r, "http") for r in spec.mimir_replicas},
         },
     )
@@ -257,6 +275,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
         "GF_SERVER_ROOT_URL": f"{topo.public_url}{spec.grafana.sub_path}/",
         "GF_SECURITY_ADMIN_PASSWORD": grafana_admin_password(spec),
         "GF_PATHS_DATA": topo.data_dir["grafana"],
+        "OBSKIT_GRAFANA_DASHBOARDS": topo.config_dir["grafana_dashboards"],
         "OBSKIT_GATEWAY_URL": topo.gateway_url,
         "OBSKIT_GATEWAY_CA_PEM": GATEWAY_CA_CERT,
     }
@@ -293,7 +312,10 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     for replica in spec.mimir_replicas:
         gateway[f"OBSKIT_GW_{envname(replica)}"] = topo.addr(replica, "http")
     gateway["OBSKIT_GW_RESOLVER"] = topo.resolver
-    gateway["OBSKIT_GW_UPSTREAM_RESOLVE"] = "resolve" if topo.upstream_resolve else ""
+    gateway["OBSKIT_GW_UPSTREAM_RESOLVE"] = (
+        topo.upstream_resolve if isinstance(topo.upstream_resolve, Local)
+        else "resolve" if topo.upstream_resolve else ""
+    )
     out["gateway"] = Service("gateway", "gateway", gateway)
     return out
 
@@ -329,13 +351,14 @@ def _compose(spec: Spec, env: ComposeEnvironment) -> dict[str, Service]:
         port=ports,
         listen="0.0.0.0",
         data_dir=data,
-        config_dir={"mimir": "/etc/mimir"},
+        config_dir={"mimir": "/etc/mimir", "grafana_dashboards": "/etc/grafana/dashboards"},
         gateway_url=f"https://gateway:{PORTS['gateway']['https']}",
         public_url=public,
         s3=s3,
         instance_id={r: r for r in spec.mimir_replicas},
         resolver="127.0.0.11",  # Docker's embedded DNS on the compose network
         upstream_resolve=True,
+        host_name=f"{spec.project}-docker-host",
     )
     out = _common(spec, topo)
     out["grafana"].env.update(  # type: ignore[attr-defined]
@@ -388,7 +411,7 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         port=ports,
         listen="0.0.0.0",
         data_dir={"loki": "/loki", "grafana": "/var/lib/grafana"} | {r: "/data" for r in spec.mimir_replicas},
-        config_dir={"mimir": "/etc/mimir"},
+        config_dir={"mimir": "/etc/mimir", "grafana_dashboards": "/etc/grafana/dashboards"},
         gateway_url=f"https://gateway.{ns}:{PORTS['gateway']['https']}",
         public_url=f"https://{env.domain}",
         s3=s3,
@@ -396,6 +419,9 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         resolver="169.254.169.253",  # the VPC's Route 53 Resolver, which answers Cloud Map names
         upstream_resolve=True,
         ephemeral_storage=True,  # Fargate task storage goes with the task
+        # Fargate shows the collector no host: its task's CPU comes from the task metadata.
+        host_receivers="[awsecscontainermetrics]",
+        host_name=f"{spec.project}-ecs",
     )
     out = _common(spec, topo)
     out["grafana"].env.update(  # type: ignore[attr-defined]
@@ -410,69 +436,122 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
     return out
 
 
-def loopback(
-    spec: Spec,
-    *,
-    ports: Mapping[str, Mapping[str, int]],
-    workdir: str,
-    config_dir: str,
-    s3_endpoint: str,
-    s3_access_key: str,
-    s3_secret_key: str,
-    gateway_user: str,
-    upstream_resolve: bool = False,
-) -> dict[str, Service]:
-    """Every component as a process on 127.0.0.1 with the given ports and a work directory.
+# The process runtime's port layout: consecutive ports from the environment's base_port,
+# in this order (the gateway's HTTPS port is base_port itself).
+def process_ports(spec: Spec, base_port: int) -> dict[str, dict[str, int]]:
+    order = ["gateway", "otelcol", "loki", *spec.mimir_replicas, "grafana", "postgres", "object-store"]
+    out: dict[str, dict[str, int]] = {}
+    port = base_port
+    for service in order:
+        kind = "mimir" if service in spec.mimir_replicas else service
+        out[service] = {}
+        for name in PORTS[kind]:
+            out[service][name] = port
+            port += 1
+    return out
 
-    Upstreams are IP addresses here, so there is nothing to re-resolve; ``upstream_resolve``
-    still says "resolve" to an nginx that can parse it (>= 1.27.3), so that the same
-    directives run as in a container.
 
-    ``ports`` maps each service (``loki``, ``mimir-1``, ``otelcol``, ``grafana``, ``gateway``)
-    to its port names as in :data:`PORTS`. S3 is any S3 API on loopback (a moto server in
-    obskit's tests). Secrets stay :class:`Secret` bindings, to be resolved by the caller.
+def _process(spec: Spec, env: ProcessEnvironment) -> dict[str, Service]:
+    """Every component as a process on 127.0.0.1, from the environment's base port.
+
+    Paths are inside the run folder (``Local("run_dir", ...)``), which the process runtime
+    chooses; it also copies the rendered configs to ``configs/`` there, so the processes run
+    exactly the bytes of this render. S3 is the spec's external endpoint, or a local S3 API
+    the runtime starts (a moto server) on this environment's object-store port.
     """
     names = ["loki", "otelcol", "grafana", "gateway", *spec.mimir_replicas]
-    s3: dict[str, Binding] = {
-        "endpoint": s3_endpoint,
-        "insecure": "true",
+    ports = process_ports(spec, env.base_port)
+    store = spec.object_store
+    access, secret = object_store_keys(spec)
+    if store.provider == "external":
+        s3: dict[str, Binding] = {"endpoint": store.endpoint or "", "insecure": str(store.insecure).lower()}
+    else:
+        s3 = {"endpoint": f"127.0.0.1:{ports['object-store']['s3']}", "insecure": "true"}
+    s3 |= {
         "force_path_style": "true",
         "bucket_lookup_type": "path",
-        "region": spec.object_store.region,
-        "access_key_id": s3_access_key,
-        "secret_access_key": s3_secret_key,
+        "region": store.region,
+        "access_key_id": access,
+        "secret_access_key": secret,
     }
-    s3 |= {k: v for k, v in spec.object_store.buckets.model_dump().items()}
-    gw = f"{workdir}/gateway"
+    s3 |= {k: v for k, v in store.buckets.model_dump().items()}
+    public = f"https://{env.hostname}:{ports['gateway']['https']}"
     topo = Topology(
         host={n: "127.0.0.1" for n in names},
         port=ports,
         listen="127.0.0.1",
-        data_dir={n: f"{workdir}/{n}/data" for n in names},
-        config_dir={"mimir": f"{config_dir}/mimir"},
+        data_dir={n: Local("run_dir", f"data/{n}") for n in names},
+        config_dir={
+            "mimir": Local("run_dir", "configs/mimir"),
+            "grafana_dashboards": Local("run_dir", "configs/grafana/dashboards"),
+        },
         gateway_url=f"https://localhost:{ports['gateway']['https']}",
-        public_url=f"https://localhost:{ports['gateway']['https']}",
+        public_url=public,
         s3=s3,
         instance_addr="127.0.0.1",
         instance_id={r: r for r in spec.mimir_replicas},
-        gateway_user=gateway_user,
+        gateway_user=Local("user"),
         gateway_files={
-            "pid": f"{gw}/nginx.pid",
-            "error_log": f"{gw}/error.log",
-            "access_log": f"{gw}/access.log",
-            "temp_dir": f"{gw}/tmp",
-            "conf_dir": f"{gw}/conf",
-            "secrets_dir": f"{gw}/secrets",
+            "pid": Local("run_dir", "gateway/nginx.pid"),
+            "error_log": Local("run_dir", "logs/gateway-error.log"),
+            "access_log": Local("run_dir", "logs/gateway-access.log"),
+            "temp_dir": Local("run_dir", "gateway/tmp"),
+            "conf_dir": Local("run_dir", "gateway/conf"),
+            "secrets_dir": Local("run_dir", "gateway/secrets"),
         },
-        upstream_resolve=upstream_resolve,
+        upstream_resolve=Local("nginx_resolve"),
+        host_name=Local("hostname"),
     )
-    return _common(spec, topo)
+    out = _common(spec, topo)
+    db = env.database
+    if db.mode == "external":
+        host: Binding = db.host or ""
+        password: Binding = Secret("postgres-password", db.password)
+    else:
+        host, password = f"127.0.0.1:{ports['postgres']['postgres']}", POSTGRES_PASSWORD
+    out["grafana"].env.update(  # type: ignore[attr-defined]
+        {
+            "GF_DATABASE_HOST": host,
+            "GF_DATABASE_NAME": spec.grafana.database,
+            "GF_DATABASE_USER": spec.grafana.database_user,
+            "GF_DATABASE_PASSWORD": password,
+            "GF_DATABASE_SSL_MODE": db.ssl_mode,
+            # Outside a container the configs are not at /etc/grafana: the run folder's copy.
+            "GF_PATHS_PROVISIONING": Local("run_dir", "configs/grafana/provisioning"),
+            "GF_PATHS_LOGS": Local("run_dir", "data/grafana/log"),
+            "GF_PATHS_PLUGINS": Local("run_dir", "data/grafana/plugins"),
+        }
+    )
+    if db.mode == "private":
+        out["postgres"] = Service(
+            "postgres",
+            "postgres",
+            {
+                "POSTGRES_DB": spec.grafana.database,
+                "POSTGRES_USER": spec.grafana.database_user,
+                "POSTGRES_PASSWORD": POSTGRES_PASSWORD,
+                "POSTGRES_PORT": str(ports["postgres"]["postgres"]),
+                "PGDATA": Local("run_dir", "data/postgres"),
+            },
+        )
+    if store.provider != "external":
+        out["object-store"] = Service(
+            "object-store",
+            "object-store",
+            {"S3_PORT": str(ports["object-store"]["s3"]), "S3_ACCESS_KEY_ID": access, "S3_SECRET_ACCESS_KEY": secret},
+        )
+    return out
 
 
 def services(spec: Spec, env_name: str) -> dict[str, Service]:
     """The binding table of a declared environment, by service name (sorted)."""
     env = spec.environments[env_name]
-    table = _compose(spec, env) if isinstance(env, ComposeEnvironment) else _aws(spec, env)
+    if isinstance(env, ComposeEnvironment):
+        table = _compose(spec, env)
+    elif isinstance(env, ProcessEnvironment):
+        table = _process(spec, env)
+    else:
+        table = _aws(spec, env)
     return dict(sorted(table.items()))
 
 
@@ -486,8 +565,13 @@ def binding_table(spec: Spec, env_name: str) -> dict:
     }
 
 
-def resolve_env(service: Service, values: Mapping[str, str], outputs: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A service's environment with every secret (and output) resolved.
+def resolve_env(
+    service: Service,
+    values: Mapping[str, str],
+    outputs: Mapping[str, str] | None = None,
+    local: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A service's environment with every secret (and output, and local value) resolved.
 
     ``values`` maps secret names to values (a secret store's content); env: references
     are read from the process environment by :func:`obskit.secrets.resolve`.
@@ -502,6 +586,10 @@ def resolve_env(service: Service, values: Mapping[str, str], outputs: Mapping[st
             if outputs is None or binding.name not in outputs:
                 raise KeyError(f"deploy-time output {binding.name} is not known yet")
             out[key] = outputs[binding.name]
+        elif isinstance(binding, Local):
+            if local is None or binding.what not in local:
+                raise KeyError(f"local value {binding.what} is known only to the process runtime")
+            out[key] = local[binding.what] + (f"/{binding.rel}" if binding.rel else "")
         else:
             out[key] = binding
     return out

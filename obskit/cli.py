@@ -49,6 +49,20 @@ env_option = click.option(
     "--env", "env_name", default="local", show_default=True, help="Environment declared in the spec."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+run_env_option = click.option(
+    "--env", "env_name", default=None, help="Environment declared in the spec (default: local, or with --runtime the first of that kind)."
+)
+runtime_option = click.option(
+    "--runtime", type=click.Choice(["compose", "process"]), default=None,
+    help="compose (Docker) or process (plain processes on 127.0.0.1, no Docker): picks the first environment of that kind.",
+)
+
+
+def _runtime(obj: "Ctx", sets, env_name: str | None, runtime: str | None):
+    from obskit import runtime as runtimes
+
+    project = _project(obj, sets)
+    return project, runtimes.for_env(project, runtimes.pick_environment(project, env_name, runtime))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -215,7 +229,8 @@ def _health_line(states) -> str:
 
 
 @cli.command()
-@env_option
+@run_env_option
+@runtime_option
 @spec_sets
 @click.option("--wait-timeout", default=600, show_default=True, help="Seconds to wait for every healthcheck.")
 @click.option("--no-verify", is_flag=True, help="Skip the acceptance checks after start.")
@@ -224,22 +239,23 @@ def _health_line(states) -> str:
                    "mounting them: the same as --set environments.ENV.config_delivery=image.")
 @json_option
 @click.pass_obj
-def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, images: bool, as_json: bool) -> None:
+def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: int, no_verify: bool, images: bool,
+       as_json: bool) -> None:
     """Start the local stack, health-gated, then prove it with `verify`."""
     from rich.console import Console
 
-    from obskit import stack
     from obskit.verify import cases_for, run_verify
 
     if images:
-        sets = (*sets, f"environments.{env_name}.config_delivery=image")
-    project = _project(obj, sets)
+        sets = (*sets, f"environments.{env_name or 'local'}.config_delivery=image")
+    project, rt = _runtime(obj, sets, env_name, runtime)
+    env_name = rt.env_name
     console = Console(stderr=True, quiet=as_json)
     with console.status("starting") as status:
         def progress(phase, states):
             status.update(f"{phase} {_health_line(states)}")
 
-        result = stack.up(project, env_name, wait_timeout=wait_timeout, on_progress=progress)
+        result = rt.up(wait_timeout=wait_timeout, on_progress=progress)
     if result.render.rendered:
         console.print(f"rendered {len(result.render.changed)} changed file(s) into {_rel(result.render.path)}")
     if result.secrets_created:
@@ -248,17 +264,18 @@ def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, images
         console.print(f"{component} runs image {tag}")
     outcomes = []
     if not no_verify:
-        ep = stack.endpoints(project, env_name)
+        ep = rt.endpoints()
         outcomes = run_verify(
-            ep, cases_for(project.spec), deadline_seconds=project.spec.verify.deadline_seconds,
+            ep, cases_for(project.spec, skip_grafana=not ep.has_grafana), deadline_seconds=project.spec.verify.deadline_seconds,
             on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
         )
     if as_json:
-        click.echo(json.dumps({"urls": result.urls, "ca_file": str(result.ca_file), "images": result.images,
+        click.echo(json.dumps({"environment": env_name, "runtime": rt.kind, "urls": result.urls,
+                               "ca_file": str(result.ca_file), "images": result.images,
                                "services": [s.__dict__ for s in result.services],
                                "verify": [o.to_json() for o in outcomes]}, indent=2, sort_keys=True, default=list))
     else:
-        click.echo(f"\nThe '{env_name}' stack is up.")
+        click.echo(f"\nThe '{env_name}' stack is up ({rt.kind}).")
         for name, url in result.urls.items():
             click.echo(f"  {name:28} {url}")
         click.echo(f"  {'gateway CA certificate':28} {_rel(result.ca_file)}")
@@ -269,40 +286,40 @@ def up(obj: Ctx, env_name: str, sets, wait_timeout: int, no_verify: bool, images
 
 
 @cli.command()
-@env_option
+@run_env_option
+@runtime_option
 @spec_sets
 @click.option("--volumes", is_flag=True, help="Also delete the data volumes (logs, metrics, dashboards state).")
 @click.pass_obj
-def down(obj: Ctx, env_name: str, sets, volumes: bool) -> None:
+def down(obj: Ctx, env_name: str | None, runtime: str | None, sets, volumes: bool) -> None:
     """Stop the local stack. Data survives unless --volumes is given."""
-    from obskit import stack
-
-    if not stack.down(_project(obj, sets), env_name, volumes=volumes):
-        click.echo(f"The '{env_name}' stack was never brought up here; nothing to stop.")
+    _, rt = _runtime(obj, sets, env_name, runtime)
+    if not rt.down(volumes=volumes):
+        click.echo(f"The '{rt.env_name}' stack was never brought up here; nothing to stop.")
         return
-    click.echo(f"The '{env_name}' stack is down" + (" and its data deleted." if volumes else "; its data is kept."))
+    click.echo(f"The '{rt.env_name}' stack is down" + (" and its data deleted." if volumes else "; its data is kept."))
 
 
 @cli.command()
-@env_option
+@run_env_option
+@runtime_option
 @spec_sets
 @json_option
 @click.pass_obj
-def status(obj: Ctx, env_name: str, sets, as_json: bool) -> None:
+def status(obj: Ctx, env_name: str | None, runtime: str | None, sets, as_json: bool) -> None:
     """Each service's state, health and published ports."""
-    from obskit import stack
-
-    states = stack.status(_project(obj, sets), env_name)
+    _, rt = _runtime(obj, sets, env_name, runtime)
+    states = rt.status()
     if as_json:
         click.echo(json.dumps([s.__dict__ for s in states], indent=2, sort_keys=True, default=list))
         return
     if not states:
-        click.echo(f"The '{env_name}' stack is not running.")
+        click.echo(f"The '{rt.env_name}' stack is not running.")
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"obskit stack '{env_name}'")
+    table = Table(title=f"obskit stack '{rt.env_name}' ({rt.kind})")
     for col in ("service", "state", "health", "ports"):
         table.add_column(col)
     for s in states:
@@ -313,25 +330,21 @@ def status(obj: Ctx, env_name: str, sets, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("service", required=False)
-@env_option
+@run_env_option
+@runtime_option
 @spec_sets
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")
 @click.option("--tail", type=int, default=200, show_default=True, help="Lines from the end of each log.")
 @click.pass_obj
-def logs(obj: Ctx, service: str | None, env_name: str, sets, follow: bool, tail: int) -> None:
+def logs(obj: Ctx, service: str | None, env_name: str | None, runtime: str | None, sets, follow: bool, tail: int) -> None:
     """Show the logs of the stack, or of one SERVICE."""
-    from obskit.stack import compose_project
-    from obskit.tools.compose import ensure_engine
-
-    project = _project(obj, sets)
-    ensure_engine()
-    stack = compose_project(project, env_name, create_secrets=False)
-    for chunk in stack.logs([service] if service else None, tail=tail, follow=follow):
-        if isinstance(chunk, tuple):
-            sys.stdout.write(chunk[1].decode(errors="replace"))
-            sys.stdout.flush()
-        else:
+    _, rt = _runtime(obj, sets, env_name, runtime)
+    try:
+        for chunk in rt.logs([service] if service else None, tail=tail, follow=follow):
             sys.stdout.write(chunk)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.group()
@@ -578,7 +591,7 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
     ep = stack.endpoints(project, env_name)
     echo = None if as_json else (lambda o: click.echo(
         f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}"))
-    outcomes = run_verify(ep, cases_for(project.spec, kinds or None),
+    outcomes = run_verify(ep, cases_for(project.spec, kinds or None, skip_grafana=not ep.has_grafana),
                           deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
     if as_json:
         click.echo(outcomes_json(outcomes))

@@ -1,9 +1,11 @@
-"""Run the stack's components as processes on 127.0.0.1 (no Docker).
+"""Ports and plans for the stack's components as processes on 127.0.0.1.
 
-The same rendered config bytes as in compose and ECS, with the ``loopback`` binding
-table: every server on 127.0.0.1 on a free port, data in a work directory, S3 on any
-loopback S3 API (a moto server in obskit's tests). Used by ``obskit check`` and by the
-binary contract tests; anyone with the component binaries can use it too.
+The process runtime (``obskit.runtime.process``) and obskit's contract tests share this:
+the same rendered config bytes as in compose and ECS, with the ``process`` binding table,
+every server on 127.0.0.1 in one block of ports, data in a run folder.
+
+Ports are chosen outside the kernel's ephemeral range (32768-60999): a port found free
+there can be handed to any outgoing connection before the server binds it.
 """
 
 from __future__ import annotations
@@ -12,29 +14,48 @@ import getpass
 import grp
 import os
 import pwd
+import random
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from obskit import bindings
 from obskit.secrets import SecretStore
-from obskit.spec.model import Spec
+from obskit.spec.model import EPHEMERAL_PORTS, PROCESS_PORT_BLOCK, ProcessEnvironment, Spec
 from obskit.tools import nginx
+
+# Where free ports are looked for: below the ephemeral range, above the well-known ones.
+PORT_RANGE = range(20000, EPHEMERAL_PORTS.start)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the collector's syslog is UDP
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port outside the ephemeral range."""
+    return free_block(1)
 
 
-def free_ports(spec: Spec) -> dict[str, dict[str, int]]:
-    """A free loopback port for every port of every service (same names as compose)."""
-    ports: dict[str, dict[str, int]] = {}
-    for service in ["loki", "otelcol", "grafana", "gateway", *spec.mimir_replicas]:
-        kind = "mimir" if service.startswith("mimir-") else service
-        ports[service] = {name: free_port() for name in bindings.PORTS[kind]}
-    return ports
+def free_block(size: int = PROCESS_PORT_BLOCK, *, tries: int = 200) -> int:
+    """The first port of ``size`` consecutive free loopback ports outside the ephemeral range."""
+    rng = random.SystemRandom()
+    for _ in range(tries):
+        base = rng.randrange(PORT_RANGE.start, PORT_RANGE.stop - size)
+        if all(port_free(p) for p in range(base, base + size)):
+            return base
+    raise OSError(f"no {size} consecutive free ports on 127.0.0.1 in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 def worker_user() -> str:
@@ -48,19 +69,40 @@ def worker_user() -> str:
     return f"{name} {group}"
 
 
+def local_values(run_dir: Path) -> dict[str, str]:
+    """What only this machine knows: the run folder, who runs the stack, what nginx parses."""
+    return {
+        "run_dir": str(Path(run_dir).resolve()),
+        "user": worker_user(),
+        "nginx_resolve": "resolve" if nginx.supports_upstream_resolve() else "",
+        "hostname": socket.gethostname(),
+    }
+
+
+def copy_configs(rendered: Path, run_dir: Path) -> None:
+    """The run folder's own copy of the rendered configs: what the processes read. A later
+    render does not change a running stack's files under it."""
+    dest = run_dir / "configs"
+    tmp = run_dir / ".configs.new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(rendered / "configs", tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
 @dataclass
 class Loopback:
-    """A planned loopback stack: ports, resolved environments, paths."""
+    """A planned process stack: ports, resolved environments, paths."""
 
     spec: Spec
     rendered: Path  # the rendered environment folder (holds configs/)
-    workdir: Path
+    workdir: Path  # the run folder
     ports: dict[str, dict[str, int]]
     env: dict[str, dict[str, str]]  # service -> resolved environment
     secrets: dict[str, str]
 
     def config(self, component: str, name: str) -> Path:
-        return self.rendered / "configs" / component / name
+        return self.workdir / "configs" / component / name
 
     def url(self, service: str, port: str = "http", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.ports[service][port]}"
@@ -71,35 +113,43 @@ def plan(
     rendered: Path,
     workdir: Path,
     *,
-    s3_endpoint: str = "127.0.0.1:9",
-    s3_access_key: str = "obskit",
-    s3_secret_key: str = "obskit-secret",
+    s3_endpoint: str | None = None,
+    s3_access_key: str | None = None,
+    s3_secret_key: str | None = None,
     env_name: str = "local",
-    ports: dict[str, dict[str, int]] | None = None,
+    base_port: int | None = None,
 ) -> Loopback:
-    """Plan a loopback stack. Secrets are generated into ``workdir`` (never the user's store)."""
+    """Plan a process stack from a rendered environment, on a free block of ports.
+
+    Secrets are generated into ``workdir`` (never the user's store). ``s3_*`` point Loki and
+    Mimir at an S3 API that is already running (a moto server in obskit's tests).
+    """
+    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    ports = ports or free_ports(spec)
+    env = ProcessEnvironment(kind="process", base_port=base_port or free_block())
+    table = bindings._process(spec, env)
     values, _ = SecretStore(workdir / "state", env_name).ensure(spec)
-    table = bindings.loopback(
-        spec,
-        ports=ports,
-        workdir=str(workdir),
-        config_dir=str(rendered / "configs"),
-        s3_endpoint=s3_endpoint,
-        s3_access_key=s3_access_key,
-        s3_secret_key=s3_secret_key,
-        gateway_user=worker_user(),
-        upstream_resolve=nginx.supports_upstream_resolve(),
-    )
-    env = {name: bindings.resolve_env(svc, values) for name, svc in table.items()}
+    values = dict(values)
+    if s3_access_key is not None:
+        values["object-store-access-key"] = s3_access_key
+    if s3_secret_key is not None:
+        values["object-store-secret-key"] = s3_secret_key
+    local = local_values(workdir)
+    resolved = {name: bindings.resolve_env(svc, values, local=local) for name, svc in table.items()}
+    if s3_endpoint is not None:
+        for svc_env in resolved.values():
+            if "S3_ENDPOINT" in svc_env:
+                svc_env["S3_ENDPOINT"] = s3_endpoint
+    if (rendered / "configs").is_dir():
+        copy_configs(rendered, workdir)
     for name in table:
-        Path(workdir, name, "data").mkdir(parents=True, exist_ok=True)
-    return Loopback(spec, rendered, workdir, ports, env, values)
+        (workdir / "data" / name).mkdir(parents=True, exist_ok=True)
+    (workdir / "logs").mkdir(exist_ok=True)
+    return Loopback(spec, rendered, workdir, bindings.process_ports(spec, env.base_port), resolved, values)
 
 
 def endpoints(loop: Loopback, ca_file: str):
-    """Verify endpoints of a loopback stack (the gateway on its loopback port)."""
+    """Verify endpoints of a process stack (the gateway on its loopback port)."""
     from obskit.bindings import tenant_names
     from obskit.secrets import gateway_users
     from obskit.verify import Endpoints, provisioned_alerting, provisioned_uids

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Mapping
 
 from obskit import __version__, alerting, bindings
+from obskit.components import components
 from obskit.promote import images
 from obskit.resources import data_root
 from obskit.spec.load import ResolvedSpec
@@ -140,6 +141,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "config_hash": hashes,
             "project_name": f"{spec.project}-{env_name}",
             "store": spec.object_store,
+            "stop_grace": {name: c.stop_timeout for name, c in components(spec.grafana.sub_path).items()},
         }
         files |= _render_tree("compose", context, jenv)
 
@@ -164,6 +166,7 @@ def _json(data) -> bytes:
 def _readme(env_name: str, kind: str) -> str:
     runs = {
         "compose": "compose/docker-compose.yaml runs it: `obskit up` (or `docker compose -f compose/docker-compose.yaml up --wait` with the secrets in the environment).",
+        "process": "`obskit up --env %s` runs it as processes on 127.0.0.1 (no Docker), from a copy of configs/ in .obskit/run/%s/." % (env_name, env_name),
         "aws": "`obskit promote --env %s` deploys it to AWS with Terraform." % env_name,
     }[kind]
     return f"""# obskit environment `{env_name}` ({kind})

@@ -23,7 +23,7 @@ from typing import Mapping
 
 from obskit import bindings, pki
 from obskit.errors import ObskitError
-from obskit.spec.model import AwsEnvironment, ComposeEnvironment, Spec
+from obskit.spec.model import AwsEnvironment, ComposeEnvironment, ProcessEnvironment, Spec
 
 PASSWORD_BYTES = 32
 
@@ -32,6 +32,16 @@ DERIVED = frozenset(
     s.name
     for s in (bindings.GATEWAY_CA_CERT, bindings.GATEWAY_TLS_CERT, bindings.GATEWAY_TLS_KEY, bindings.GATEWAY_HTPASSWD)
 )
+
+
+def is_derived(name: str) -> bool:
+    """Computed from other secrets: the gateway's PKI and htpasswd, and the ready-made
+    ``Authorization`` header of a gateway user (``tenant-<user>-authorization``)."""
+    return name in DERIVED or (name.startswith("tenant-") and name.endswith("-authorization"))
+
+
+def authorization_header(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def generate_password() -> str:
@@ -65,9 +75,9 @@ def tls_names(spec: Spec, env_name: str) -> list[str]:
     """The names the gateway's certificate must cover in an environment."""
     env = spec.environments[env_name]
     names = ["gateway", "localhost", "127.0.0.1"]
-    if isinstance(env, ComposeEnvironment):
+    if isinstance(env, (ComposeEnvironment, ProcessEnvironment)):
         names.insert(0, env.hostname)
-        if str(env.bind_address) not in ("127.0.0.1", "0.0.0.0"):
+        if isinstance(env, ComposeEnvironment) and str(env.bind_address) not in ("127.0.0.1", "0.0.0.0"):
             names.append(str(env.bind_address))
     elif isinstance(env, AwsEnvironment):
         names = [env.domain, f"gateway.{env.service_namespace}", *names]
@@ -116,7 +126,7 @@ class SecretStore:
             s.name: s for s in gateway_users(spec).values()
         }
         for name, secret in sorted(needed.items()):
-            if secret.ref or name in DERIVED:
+            if secret.ref or is_derived(name):
                 continue
             if name not in data:
                 data[name] = generate_password()
@@ -138,6 +148,13 @@ class SecretStore:
         if data.get("gateway-htpasswd") != htpasswd:
             data["gateway-htpasswd"] = htpasswd
             created.append("gateway-htpasswd")
+        for name in sorted(needed):
+            if name.startswith("tenant-") and name.endswith("-authorization"):
+                user = name[len("tenant-"):-len("-authorization")]
+                header = authorization_header(user, resolve(bindings.Secret(f"tenant-{user}-password"), data))
+                if data.get(name) != header:
+                    data[name] = header
+                    created.append(name)
         if created:
             self._save(data)
         return data, created

@@ -18,7 +18,7 @@ from obskit.errors import ObskitError, UsageError
 from obskit.project import Project
 from obskit.render import Files, read_stamp, render, write_environment
 from obskit.secrets import SecretStore, compose_environment, gateway_users
-from obskit.spec.model import ComposeEnvironment
+from obskit.spec.model import ComposeEnvironment, ProcessEnvironment
 from obskit.tools.compose import ComposeProject, ServiceState, ensure_engine
 
 ONE_SHOT = {"create-buckets"}
@@ -338,7 +338,7 @@ def endpoints(project: Project, env_name: str):
     env = project.resolved.environment(env_name)
     values = SecretStore(project.state_dir, env_name).load()
     if not values:
-        first = "obskit up" if isinstance(env, ComposeEnvironment) else "obskit promote --apply"
+        first = "obskit promote --apply" if env.kind == "aws" else "obskit up"
         raise ObskitError(
             f"no secrets for environment '{env_name}' here", hint=f"run `{first} --env {env_name}` first"
         )
@@ -349,6 +349,9 @@ def endpoints(project: Project, env_name: str):
     if isinstance(env, ComposeEnvironment):
         ca: str | None = str(write_ca(project, env_name, values))
         base = f"https://{env.hostname}:{env.ports.gateway_https}"
+    elif isinstance(env, ProcessEnvironment):
+        ca = str(write_ca(project, env_name, values))
+        base = f"https://{env.hostname}:{bindings.process_ports(project.spec, env.base_port)['gateway']['https']}"
     else:
         # In AWS the ALB answers with the ACM certificate: publicly trusted, no private CA.
         ca, base = None, f"https://{env.domain}"
@@ -364,4 +367,5 @@ def endpoints(project: Project, env_name: str):
         rule_uids=rules,
         contact_points=contacts,
         metric_suffixes=project.spec.mimir.otel_metric_suffixes,
+        has_grafana=not (isinstance(env, ProcessEnvironment) and "grafana" in env.skip),
     )

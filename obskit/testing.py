@@ -25,6 +25,10 @@ class NoDocker(Exception):
     """No Docker engine answers: the caller should skip."""
 
 
+class NoBinaries(Exception):
+    """The process runtime misses a program it needs: the caller should skip."""
+
+
 @dataclass
 class ObskitStack:
     """A running stack: endpoints, credentials and helpers for tests."""
@@ -36,6 +40,7 @@ class ObskitStack:
     otlp_grpc: str  # host:port of the collector's OTLP/gRPC intake
     spec: object
     _compose: object = field(repr=False, default=None)
+    _runtime: object = field(repr=False, default=None)  # the process runtime's stack
     _closed: bool = field(default=False, repr=False)
 
     # -- for the application under test
@@ -90,7 +95,7 @@ class ObskitStack:
     def verify(self, kinds: Sequence[str] | None = None):
         from obskit.verify import cases_for, run_verify
 
-        return run_verify(self.endpoints, cases_for(self.spec, kinds),
+        return run_verify(self.endpoints, cases_for(self.spec, kinds, skip_grafana=not self.endpoints.has_grafana),
                           deadline_seconds=self.spec.verify.deadline_seconds)
 
     def close(self) -> None:
@@ -101,6 +106,8 @@ class ObskitStack:
             if self._compose is not None:
                 with _project_name(self.project_name):
                     self._compose.stop(down=True)  # down --volumes
+            if self._runtime is not None:
+                self._runtime.down(volumes=True)
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -136,8 +143,18 @@ def docker_available() -> str | None:
     return None
 
 
-def start_stack(spec: str | os.PathLike | None = None, *, sets: Sequence[str] = (), env_name: str = "local") -> ObskitStack:
-    """Bring a private copy of the stack up. Raises NoDocker when there is no engine."""
+def start_stack(
+    spec: str | os.PathLike | None = None,
+    *,
+    sets: Sequence[str] = (),
+    env_name: str | None = None,
+    runtime: str = "compose",
+) -> ObskitStack:
+    """Bring a private copy of the stack up: with docker compose (raises NoDocker without an
+    engine) or as processes on 127.0.0.1 (raises NoBinaries when a program is missing)."""
+    if runtime == "process":
+        return start_process_stack(spec, sets=sets, env_name=env_name or "process")
+    env_name = env_name or "local"
     reason = docker_available()
     if reason:
         raise NoDocker(reason)
@@ -192,6 +209,65 @@ def start_stack(spec: str | os.PathLike | None = None, *, sets: Sequence[str] = 
         stack.close()
         raise
     return stack
+
+
+def start_process_stack(spec: str | os.PathLike | None = None, *, sets: Sequence[str] = (),
+                        env_name: str = "process", attempts: int = 3) -> ObskitStack:
+    """The stack as processes on a free block of loopback ports, in a private folder.
+
+    Without a ``grafana`` program on PATH the stack runs without Grafana (its checks are
+    left out and ``stack.endpoints.has_grafana`` is False); any other missing program
+    raises NoBinaries. A start that loses a port race is retried on another block.
+    """
+    from obskit.loopback import free_block
+    from obskit.project import Project
+    from obskit.runtime import ProcessStack
+    from obskit.runtime.process import MissingBinaries, PortTaken, find_programs
+    from obskit.spec.load import load_spec
+
+    base_sets = [*sets, f"environments.{env_name}.kind=process"]
+    resolved = load_spec(spec, sets=base_sets)
+    env = resolved.environment(env_name)
+    try:
+        find_programs(resolved.spec, env_name, env, ["grafana"])
+    except MissingBinaries:
+        base_sets.append(f"environments.{env_name}.skip=[grafana]")
+    last: BaseException | None = None
+    for _ in range(attempts):
+        resolved = load_spec(spec, sets=[*base_sets, f"environments.{env_name}.base_port={free_block()}"])
+        workdir = Path(tempfile.mkdtemp(prefix="obskit-stack-"))
+        workdir.chmod(0o755)  # a private Postgres runs as another user when we are root
+        project = Project.of(resolved, root=workdir)
+        try:
+            rt = ProcessStack(project, env_name)
+        except MissingBinaries as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise NoBinaries(str(exc)) from None
+        stack = ObskitStack(
+            project_name=f"obskit-test-{uuid.uuid4().hex[:10]}",
+            env_name=env_name,
+            workdir=workdir,
+            endpoints=None,
+            otlp_grpc=f"127.0.0.1:{rt.processes.ports['otelcol']['grpc']}",
+            spec=resolved.spec,
+            _runtime=rt,
+        )
+        _register_teardown(stack)
+        try:
+            rt.up()
+            stack.endpoints = rt.endpoints()
+            return stack
+        except MissingBinaries as exc:
+            stack.close()
+            raise NoBinaries(str(exc)) from None
+        except PortTaken as exc:
+            stack.close()
+            last = exc
+            continue
+        except BaseException:
+            stack.close()
+            raise
+    raise last  # type: ignore[misc]
 
 
 def _register_teardown(stack: ObskitStack) -> None:

@@ -21,7 +21,7 @@ def test_embedded_default_is_complete_and_valid():
     resolved = load()
     spec = resolved.spec
     assert [t.name for t in spec.tenants] == ["apps", "sandbox"]
-    assert list(spec.environments) == ["local"]
+    assert list(spec.environments) == ["local", "process"]
     assert spec.mimir.replicas == 3
     assert resolved.origin(("mimir", "replicas")) == "default"
     assert resolved.source_label == "embedded default spec"
@@ -57,7 +57,7 @@ def test_file_mapping_merges_with_default_environments(aws_spec):
     text = aws_spec.read_text()
     aws_spec.write_text(text.replace("  local:\n    kind: compose\n", ""))
     spec = load(aws_spec).spec
-    assert sorted(spec.environments) == ["local", "prod"]  # mappings merge key by key
+    assert sorted(spec.environments) == ["local", "process", "prod"]  # mappings merge key by key
 
 
 def test_lists_replace_and_set_indexes_into_them(write_spec):
@@ -153,7 +153,7 @@ def test_unknown_environment():
     with pytest.raises(EnvironmentNotFound) as info:
         resolved.environment("lokal")
     text = str(info.value)
-    assert "unknown environment 'lokal' (declared: local)" in text
+    assert "unknown environment 'lokal' (declared: local, process)" in text
     assert "did you mean 'local'?" in text
     assert info.value.exit_code == 2
 

@@ -104,7 +104,7 @@ class Images(Model):
     postgres: Image = "postgres:17.10"
     loki: Image = "grafana/loki:3.7.6"
     mimir: Image = "grafana/mimir:3.2.0"
-    otelcol: Image = "otel/opentelemetry-collector-contrib:0.159.0"
+    otelcol: Image = "otel/opentelemetry-collector-contrib:0.160.0"
     gateway: Image = "nginx:1.30.5"
     # MinIO is archived upstream and gone from Docker Hub: quay.io keeps its last images.
     object_store: Image = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
@@ -199,6 +199,9 @@ class Collector(Model):
     memory_spike_limit_mib: int = Field(100, ge=8)
     batch_size: int = Field(8192, ge=1)
     batch_timeout: Duration = "1s"
+    scrape_interval: Duration = Field(
+        "15s", description="How often the collector scrapes the stack's own metrics and the host's."
+    )
 
     @model_validator(mode="after")
     def _spike(self) -> "Collector":
@@ -380,8 +383,14 @@ class AlertRule(Model):
         description="Where responders read what to do: an http(s) URL, or grafana:/path inside this stack's Grafana"
     )
     labels: dict[str, str] = Field(default_factory=dict)
+    # Default NoData: an alert query that returns nothing usually means the data stopped
+    # (an exporter, a scrape, a renamed metric), which must not look like a healthy Normal.
+    # A rule whose query is empty in the healthy state (a counter that appears with the
+    # first error) says no_data: OK.
     no_data: Literal["OK", "NoData", "Alerting", "KeepLast"] = Field(
-        "OK", description="State when the query returns nothing. OK: no data is not a problem here."
+        "NoData",
+        description="State when the query returns nothing. NoData (default): Grafana raises a no-data "
+        "alert; OK: no data is healthy here (the query counts errors that have not happened).",
     )
 
     @field_validator("team")
@@ -622,6 +631,85 @@ class ComposeEnvironment(Model):
     )
 
 
+# The kernel hands out ephemeral ports in this range (Linux's default); a fixed port there
+# can be taken by any outgoing connection between a check and a bind.
+EPHEMERAL_PORTS = range(32768, 61000)
+
+
+class ProcessBinaries(Model):
+    """Where the process runtime finds each program; unset: looked up on PATH."""
+
+    loki: str | None = None
+    mimir: str | None = None
+    otelcol: str | None = Field(None, description="obskit's collector (otelcol-obskit) or otelcol-contrib")
+    grafana: str | None = None
+    grafana_home: str | None = Field(None, description="Grafana's home (holds conf/ and public/); default: beside the binary")
+    nginx: str | None = None
+    postgres_bin: str | None = Field(None, description="folder holding initdb, pg_ctl and postgres")
+    moto_server: str | None = None
+
+
+class ProcessDatabase(Model):
+    """Grafana's Postgres in the process runtime: a private cluster in the run folder, or an
+    existing server."""
+
+    mode: Literal["private", "external"] = "private"
+    host: str | None = Field(None, description="host:port of an existing Postgres (mode: external)")
+    ssl_mode: Literal["disable", "require", "verify-full"] = "disable"
+    password: SecretRef | None = Field(None, description="env:VAR or ssm:/path for an existing server's password")
+
+    @model_validator(mode="after")
+    def _external(self) -> "ProcessDatabase":
+        if self.mode == "external" and not self.host:
+            raise PydanticCustomError(
+                "database_host", "an external database needs host (host:port)", {"at": "host"}
+            )
+        if self.mode == "external" and not self.password:
+            raise PydanticCustomError(
+                "database_password", "an external database needs password (env:VAR or ssm:/path)", {"at": "password"}
+            )
+        return self
+
+
+PROCESS_SERVICES = ("loki", "mimir", "otelcol", "grafana", "gateway")
+
+
+class ProcessEnvironment(Model):
+    """The stack as plain processes on 127.0.0.1 (no Docker): the same config bytes."""
+
+    kind: Literal["process"]
+    hostname: str = "localhost"
+    base_port: Port = Field(
+        19100,
+        description=(
+            "First of a block of consecutive ports on 127.0.0.1 (the gateway's HTTPS port is this "
+            "one); keep the block outside the kernel's ephemeral range 32768-60999."
+        ),
+    )
+    binaries: ProcessBinaries = ProcessBinaries()
+    database: ProcessDatabase = ProcessDatabase()
+    skip: list[Literal["grafana"]] = Field(
+        default_factory=list,
+        description="Components this environment does not run (only Grafana can be left out).",
+    )
+
+    @model_validator(mode="after")
+    def _ports(self) -> "ProcessEnvironment":
+        last = self.base_port + PROCESS_PORT_BLOCK - 1
+        if last > 65535 or (self.base_port < EPHEMERAL_PORTS.stop and last >= EPHEMERAL_PORTS.start):
+            raise PydanticCustomError(
+                "base_port",
+                "ports {first}-{last} overlap the kernel's ephemeral range 32768-60999 (or pass 65535); "
+                "pick a base_port below {below}",
+                {"first": self.base_port, "last": last, "below": EPHEMERAL_PORTS.start - PROCESS_PORT_BLOCK, "at": "base_port"},
+            )
+        return self
+
+
+# Ports one process environment may use from base_port on (the layout is in bindings).
+PROCESS_PORT_BLOCK = 64
+
+
 FARGATE_MEMORY = {
     256: range(512, 2049, 512),
     512: range(1024, 4097, 1024),
@@ -662,9 +750,61 @@ class AwsSizes(Model):
 
 
 class AwsDatabase(Model):
-    engine_version: str = Field("17.5", description="Aurora PostgreSQL version; keep its major equal to images.postgres")
+    engine_version: str = Field(
+        "17.5",
+        pattern=r"^\d+\.\d+$",
+        description="Aurora PostgreSQL version the cluster is created with (AWS applies later minor versions); "
+        "keep its major equal to images.postgres",
+    )
     instance_class: str = "db.t4g.medium"
     instances: int = Field(1, ge=1, le=3)
+
+
+class AwsDeletionProtection(Model):
+    """Deletion protection of what holds state or takes traffic. Turn both off and run
+    `obskit promote --apply` before `obskit promote --destroy`."""
+
+    load_balancer: bool = True
+    database: bool = True
+
+
+class AwsGatewayScaling(Model):
+    """How many gateway tasks run: ``replicas`` at least, up to ``max_replicas`` on CPU."""
+
+    replicas: int = Field(2, ge=1, le=20, description="Tasks that always run (spread over the two zones)")
+    max_replicas: int = Field(4, ge=1, le=50, description="Upper bound of CPU autoscaling; equal to replicas for none")
+    cpu_target_percent: int = Field(60, ge=10, le=90, description="Average CPU the autoscaling keeps the tasks at")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AwsGatewayScaling":
+        if self.max_replicas < self.replicas:
+            raise PydanticCustomError(
+                "replicas",
+                "max_replicas {hi} is below replicas {lo}",
+                {"hi": self.max_replicas, "lo": self.replicas, "at": "max_replicas"},
+            )
+        return self
+
+
+def _vpc_cidr(value: str) -> str:
+    from ipaddress import IPv4Network
+
+    try:
+        net = IPv4Network(value, strict=True)
+    except ValueError:
+        raise PydanticCustomError(
+            "vpc_cidr", "vpc_cidr '{v}' is not a network address with a prefix (e.g. 10.40.0.0/16)", {"v": value}
+        ) from None
+    if not 16 <= net.prefixlen <= 19:
+        raise PydanticCustomError(
+            "vpc_cidr",
+            "vpc_cidr '{v}' is a /{n}: give a /16 to /19 (obskit cuts /24 public subnets of a /16, and an "
+            "ALB subnet must be at least a /27)",
+            {"v": value, "n": net.prefixlen},
+        )
+    if not net.is_private:
+        raise PydanticCustomError("vpc_cidr", "vpc_cidr '{v}' is not a private range (RFC 1918)", {"v": value})
+    return value
 
 
 class AwsEnvironment(Model):
@@ -682,11 +822,20 @@ class AwsEnvironment(Model):
         pattern=r"^[a-z0-9][a-z0-9-]{2,30}-$",
         description="Prefix that makes bucket names globally unique, e.g. acme-obs-prod-",
     )
-    vpc_cidr: str = Field("10.40.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")
+    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = "10.40.0.0/16"
     service_namespace: str = "observability.local"
     log_retention_days: int = 30
     sizes: AwsSizes = AwsSizes()
     database: AwsDatabase = AwsDatabase()
+    deletion_protection: AwsDeletionProtection = AwsDeletionProtection()
+    gateway: AwsGatewayScaling = AwsGatewayScaling()
+    wait_for_steady_state: bool = Field(
+        True, description="promote --apply waits until every service is stable and fails if one is not"
+    )
+    ecs_exec: bool = Field(False, description="Allow `aws ecs execute-command` into the tasks")
+    alb_access_logs: bool = Field(
+        False, description="Keep the load balancer's access logs in a bucket of their own (<bucket_prefix>alb-logs)"
+    )
 
     @model_validator(mode="after")
     def _dns(self) -> "AwsEnvironment":
@@ -699,7 +848,7 @@ class AwsEnvironment(Model):
         return self
 
 
-Environment = Annotated[Union[ComposeEnvironment, AwsEnvironment], Field(discriminator="kind")]
+Environment = Annotated[Union[ComposeEnvironment, ProcessEnvironment, AwsEnvironment], Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- root
@@ -735,6 +884,30 @@ class Spec(Model):
                 )
             first[t.name] = i
         return tenants
+
+    @model_validator(mode="after")
+    def _aws_names(self) -> "Spec":
+        """AWS names are "<project>-<environment>[-suffix]": the load balancer's holds 32
+        characters, and names may not end in or double a hyphen."""
+        for env_name, env in self.environments.items():
+            if not isinstance(env, AwsEnvironment):
+                continue
+            name = f"{self.project}-{env_name}"
+            if len(name) > 32 or "--" in name:
+                raise PydanticCustomError(
+                    "aws_name",
+                    "AWS resources of this environment are named '{name}' ({n} characters): it must be at most 32 "
+                    "characters (the load balancer's limit) without '--'; shorten project or the environment name",
+                    {"name": name, "n": len(name), "at": env_name},
+                )
+            longest = max(len(b) for b in self.object_store.buckets.model_dump().values())
+            if len(env.bucket_prefix) + max(longest, len("tfstate"), len("alb-logs")) > 63:
+                raise PydanticCustomError(
+                    "aws_name",
+                    "bucket_prefix '{p}' makes bucket names longer than S3's 63 characters; shorten it",
+                    {"p": env.bucket_prefix, "at": f"{env_name}.bucket_prefix"},
+                )
+        return self
 
     @model_validator(mode="after")
     def _cross(self) -> "Spec":
