@@ -4,6 +4,7 @@ for Grafana; the checks that guard them (promtool, LogQL, datasource uids); pari
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -46,11 +47,14 @@ def test_reference_rule_cpu_above_80_percent_for_5m_evaluated_every_minute():
     assert rule["_group"]["folder"] == "obskit-platform"
     assert rule["for"] == "5m"
     by_ref = {d["refId"]: d for d in rule["data"]}
-    assert by_ref["A"]["datasourceUid"] == "obskit-apps-metrics"
-    assert "system_cpu_utilization" in by_ref["A"]["model"]["expr"]
+    # The collector's hostmetrics receiver sends host CPU into the operators' tenant, as
+    # job="host", instance=<host name>: the rule reads it there, grouped by those labels.
+    assert by_ref["A"]["datasourceUid"] == "obskit-ops-metrics"
+    assert by_ref["A"]["model"]["expr"] == '1 - avg by (job, instance) (system_cpu_utilization{state="idle"})'
     assert by_ref["C"]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.8]}
     assert rule["condition"] == "C"
-    assert rule["labels"] == {"severity": "warning", "team": "platform", "tenant": "apps"}
+    assert rule["noDataState"] == "NoData"  # no host metrics is not a healthy host
+    assert rule["labels"] == {"severity": "warning", "team": "platform", "tenant": "ops"}
     assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
 
 
@@ -337,6 +341,36 @@ def test_logql_rule_must_be_a_metric_query(write_spec):
     result = checks.check_logql(checks.shipped_logql(files), files)
     assert result.status == "fail"
     assert "rule 'ErrorsSeen'" in result.detail and "needs a metric query" in result.detail
+
+
+def collector_name_problems(expr: str) -> list[str]:
+    """Metric names the stack cannot produce. The collector's own counters carry no _total
+    (its Prometheus reader sets without_type_suffix); it has no process_* metrics (its own
+    are otelcol_process_*); and it runs no nginx receiver."""
+    problems = [f"{m}: the collector's counters have no _total" for m in re.findall(r"\botelcol_\w+_total\b", expr)]
+    problems += [f"{m}: the collector exports otelcol_process_* instead"
+                 for m in re.findall(r"\bprocess_\w+\{[^}]*otelcol[^}]*\}", expr)]
+    problems += [f"{m}: no nginx receiver in the collector" for m in re.findall(r"\bnginx_\w+", expr)]
+    return problems
+
+
+def test_shipped_queries_use_metric_names_the_collector_really_exports():
+    files = default_files()
+    queries = checks.shipped_queries(files)
+    assert [(where, p) for where, _lang, expr in queries for p in collector_name_problems(expr)] == []
+    text = " ".join(expr for _where, _lang, expr in queries)
+    for name in ("otelcol_process_memory_rss", "otelcol_process_cpu_seconds", "otelcol_exporter_send_failed_log_records",
+                 "otelcol_exporter_enqueue_failed_metric_points", "otelcol_receiver_refused_metric_points"):
+        assert name in text, name
+
+
+@pytest.mark.parametrize("expr", [
+    "sum by (exporter) (rate(otelcol_exporter_send_failed_log_records_total[5m]))",
+    'process_resident_memory_bytes{job=~"loki|mimir|grafana|otelcol"}',
+    "sum by (state) (nginx_connections_current)",
+])
+def test_the_name_check_catches_what_the_stack_never_exports(expr):
+    assert collector_name_problems(expr)
 
 
 def test_datasource_references_all_resolve_and_a_broken_one_is_named():
