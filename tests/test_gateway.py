@@ -126,7 +126,6 @@ def test_admin_acts_for_the_operators_tenant(gw):
     ("GET", "/loki/api/v1/query_range", "loki", True),
     ("POST", "/v1/logs", "otelcol", True),
     ("POST", "/v1/metrics", "otelcol", True),
-    ("POST", "/v1/traces", "otelcol", True),
 ])
 def test_routes_reach_their_backend(gw, method, path, stub, tenant_header):
     user = "sandbox-write" if method == "POST" else "sandbox-read"
@@ -152,6 +151,28 @@ def test_unknown_paths_are_404(gw):
     for path in ("/", "/admin", "/loki/api/v2/push", "/prometheus/metrics", "/otlp/v1/traces"):
         r = call(gw, "GET", path, "obskit-admin")
         assert r.status_code == 404, path
+
+
+def test_traces_are_a_clear_404_after_authentication(gw):
+    """The collector has no traces pipeline: /v1/traces is answered by the gateway itself,
+    saying so, but only to a writer (auth, role and rate limit run first, like any push)."""
+    collector = gw["stubs"]["otelcol"]
+    before = len(collector.seen)
+    assert call(gw, "POST", "/v1/traces", data=b"x").status_code == 401
+    assert call(gw, "POST", "/v1/traces", "sandbox-read", data=b"x").status_code == 403
+    for method in ("POST", "GET"):
+        r = call(gw, method, "/v1/traces", "sandbox-write", data=b"x" if method == "POST" else None,
+                 headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 404, (method, r.status_code, r.text)
+        assert r.headers["Content-Type"].startswith("text/plain")
+        assert "stores logs and metrics, not traces" in r.text
+    assert len(collector.seen) == before  # never proxied
+    # The other OTLP signals still reach the collector.
+    assert call(gw, "POST", "/v1/logs", "sandbox-write", data=b"x").status_code in (200, 204)
+    assert len(collector.seen) == before + 1
+    entry = next(json.loads(line) for line in reversed(gw["access_log"].read_text().splitlines())
+                 if json.loads(line)["path"] == "/v1/traces")
+    assert entry["route"] == "otlp_traces" and entry["status"] == 404 and entry["tenant"] == "sandbox"
 
 
 def test_health_needs_no_auth_and_touches_no_backend(gw):
@@ -273,6 +294,7 @@ def test_access_log_reaches_the_collector_in_the_shape_it_parses(gw):
     wait_until("a syslog line", lambda: any("loki_query" in m for m in gw["syslog"].messages), 5)
     parsed = [json.loads(pattern.match(m).group("line")) for m in gw["syslog"].messages]
     assert any(e["route"] == "loki_query" and e["tenant"] == "sandbox" for e in parsed)
+    assert all(e["connections_active"].isdigit() for e in parsed)  # unwrapped by stack-health
     secrets = [v for k, v in gw["plan"].secrets.items() if k.endswith("-password")]
     assert not any(s in m for m in gw["syslog"].messages for s in secrets)
 
@@ -280,20 +302,29 @@ def test_access_log_reaches_the_collector_in_the_shape_it_parses(gw):
 # --------------------------------------------------------------------------- self-monitoring
 
 
-def test_status_listener_serves_nginx_counters_for_the_collector(gw):
-    port = gw["plan"].ports["gateway"]["status"]
-    session = requests.Session()
-    session.trust_env = False
-    before = session.get(f"http://127.0.0.1:{port}/nginx-status", timeout=5)
-    assert before.status_code == 200
-    # The nginx receiver parses exactly this stub_status layout.
-    assert re.match(r"Active connections: \d+ \nserver accepts handled requests\n \d+ \d+ \d+ \n"
-                    r"Reading: \d+ Writing: \d+ Waiting: \d+ \n$", before.text), before.text
-    requests_before = int(before.text.split("\n")[2].split()[2])
-    call(gw, "GET", "/nginx-health")
-    after = session.get(f"http://127.0.0.1:{port}/nginx-status", timeout=5)
-    assert int(after.text.split("\n")[2].split()[2]) > requests_before
-    assert session.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 404
+def test_access_log_carries_the_open_connection_count(gw):
+    """The gateway's load reaches Grafana through its access log (connections_active, from
+    nginx's stub_status variable), not through a status listener the collector scrapes."""
+    text = render(load_spec(None, environ={}, use_default_file=False), "local")[
+        "configs/gateway/templates/nginx.conf.template"].decode()
+    assert not re.search(r"^\s*stub_status\s*;", text, re.M) and "OBSKIT_GW_LISTEN_STATUS" not in text
+    sessions = []
+    try:
+        for _ in range(3):  # three more client connections, held open by keep-alive
+            s = requests.Session()
+            s.trust_env = False
+            s.verify = gw["ca"]
+            assert s.get(gw["base"] + "/nginx-health", timeout=5).status_code == 200
+            sessions.append(s)
+        r = call(gw, "GET", "/loki/api/v1/labels", "apps-read")
+        assert r.status_code == 200
+    finally:
+        for s in sessions:
+            s.close()
+    entries = [json.loads(line) for line in gw["access_log"].read_text().splitlines()]
+    mine = next(e for e in reversed(entries) if e["route"] == "loki_query" and e["user"] == "apps-read")
+    # A string, as the collector's json_parser keeps it; LogQL's unwrap reads the number.
+    assert isinstance(mine["connections_active"], str) and int(mine["connections_active"]) >= 4, mine
 
 
 def test_grafana_metrics_are_not_published_through_the_gateway(gw):
