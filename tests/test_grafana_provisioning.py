@@ -32,6 +32,13 @@ CORRELATION = {"targetUID", "label", "description", "type", "config", "provision
 CORRELATION_CONFIG = {"type", "target", "field", "transformations"}
 TRANSFORMATION = {"type", "field", "expression", "variable", "mapValue"}
 LOKI_DERIVED_FIELD = {"name", "matcherRegex", "matcherType", "url", "urlDisplayLabel", "datasourceUid"}
+# A Loki datasource's jsonData: Grafana core's DataSourceJsonData (manageAlerts, ...), the
+# HTTP client settings every HTTP datasource reads, and the Loki plugin's own options.
+LOKI_JSON_DATA = {
+    "authType", "defaultRegion", "profile", "manageAlerts", "alertmanagerUid", "disableGrafanaCache",
+    "tlsAuth", "tlsAuthWithCACert", "tlsSkipVerify", "serverName", "timeout", "keepCookies", "oauthPassThru",
+    "enableSecureSocksProxy", "maxLines", "derivedFields", "predefinedOperations",
+}
 
 DASHBOARD_PROVIDER = {
     "orgId", "name", "type", "folder", "folderUid", "editable", "options", "disableDeletion",
@@ -98,6 +105,8 @@ def problems_in(rel: str, doc: dict) -> list[str]:
                 keys(corr.get("config", {}), CORRELATION_CONFIG, f"datasources[{i}].correlations[{j}].config")
                 for k, tr in enumerate(corr.get("config", {}).get("transformations", [])):
                     keys(tr, TRANSFORMATION, f"datasources[{i}].correlations[{j}].config.transformations[{k}]")
+            if ds.get("type") == "loki":
+                keys(ds.get("jsonData") or {}, LOKI_JSON_DATA, f"datasources[{i}].jsonData")
             for j, field in enumerate((ds.get("jsonData") or {}).get("derivedFields", [])):
                 keys(field, LOKI_DERIVED_FIELD, f"datasources[{i}].jsonData.derivedFields[{j}]")
     elif "/dashboards/" in rel:
@@ -176,6 +185,8 @@ def test_every_provisioning_key_is_one_grafana_reads(everything):
         ("datasources/obskit.yaml", lambda d: d["datasources"][0].__setitem__("jsonDta", {}), "unknown key 'jsonDta'"),
         ("datasources/obskit.yaml", lambda d: d["datasources"][0]["jsonData"]["derivedFields"][0].__setitem__("datasourceUID", "x"),
          "unknown key 'datasourceUID'"),
+        ("datasources/obskit.yaml", lambda d: d["datasources"][0]["jsonData"].__setitem__("manageAlert", False),
+         "unknown key 'manageAlert'"),
         ("datasources/obskit.yaml", lambda d: d["datasources"][1]["correlations"][0]["config"].__setitem__("targetUid", "x"),
          "unknown key 'targetUid'"),
         ("dashboards/obskit.yaml", lambda d: d["providers"][0].__setitem__("allowUIUpdates", True), "unknown key 'allowUIUpdates'"),
@@ -209,6 +220,17 @@ def test_datasource_files_use_api_version_1_and_secure_json_for_secrets(everythi
     for ds in doc["datasources"]:
         assert set(ds["secureJsonData"]) <= {"basicAuthPassword", "tlsCACert"}
         assert not {"password", "basicAuthPassword"} & set(ds)
+
+
+def test_loki_datasources_manage_no_alert_rules(everything):
+    """Grafana reads a Loki datasource's rules from <url>/prometheus/api/v1/rules, which the
+    gateway routes to Mimir: with manageAlerts on, each Loki datasource would list Mimir's
+    ruler state as its own."""
+    doc = provisioning_files(everything)["configs/grafana/provisioning/datasources/obskit.yaml"]
+    loki = [ds for ds in doc["datasources"] if ds["type"] == "loki"]
+    assert len(loki) == len({ds["uid"] for ds in doc["datasources"]}) // 2 >= 3  # every tenant and ops
+    for ds in loki:
+        assert ds["jsonData"].get("manageAlerts") is False, ds["uid"]
 
 
 def test_dashboard_json_has_no_numeric_ids_or_legacy_datasource_names():
