@@ -18,6 +18,12 @@ METRIC = [
     'count_over_time(({a="b"} |= "x")[5m])',
     'sum by (detected_level) (count_over_time({service_name="$service_name"} [$__interval]))',
     'label_replace(rate({a="b"}[1m]), "x", "$1", "a", "(.*)")',
+    # stack-health: a structured-metadata field unwrapped, lines that fail it dropped
+    'max(max_over_time({service_name="obskit-gateway"} | unwrap connections_active | __error__="" [$__auto]))',
+    'sum by (status) (rate({service_name="obskit-gateway"} [$__auto]))',
+    # GatewayErrorRatioHigh: no 5xx is a ratio of 0, not an empty result
+    '(sum(count_over_time({service_name="obskit-gateway"} | status >= 500 [5m])) or vector(0))'
+    ' / sum(count_over_time({service_name="obskit-gateway"} [5m]))',
 ]
 LOG = [
     '{service_name="obskit-gateway"}',
@@ -39,6 +45,8 @@ BAD = [
     ('sum(count_over_time({a="b"}[5m])) >', "ends where an expression should start"),
     ('sum({a="b"})', "a log query at offset 4 where a metric is needed"),
     ('{a="b"} | status > "x"', "compares numbers"),
+    ('max_over_time({a="b"} | unwrap [5m])', "a label to unwrap"),
+    ('sum(count_over_time({a="b"}[5m])) or vector()', "a number"),
 ]
 
 
