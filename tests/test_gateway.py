@@ -170,9 +170,12 @@ def test_traces_are_a_clear_404_after_authentication(gw):
     # The other OTLP signals still reach the collector.
     assert call(gw, "POST", "/v1/logs", "sandbox-write", data=b"x").status_code in (200, 204)
     assert len(collector.seen) == before + 1
-    entry = next(json.loads(line) for line in reversed(gw["access_log"].read_text().splitlines())
-                 if json.loads(line)["path"] == "/v1/traces")
-    assert entry["route"] == "otlp_traces" and entry["status"] == 404 and entry["tenant"] == "sandbox"
+    def logged():
+        lines = gw["access_log"].read_text().splitlines()
+        return [e for e in map(json.loads, lines) if e["path"] == "/v1/traces" and e["status"] == 404]
+
+    wait_until("the access log lines of /v1/traces", lambda: len(logged()) >= 2, 5)
+    assert all(e["route"] == "otlp_traces" and e["tenant"] == "sandbox" for e in logged())
 
 
 def test_health_needs_no_auth_and_touches_no_backend(gw):
@@ -285,11 +288,12 @@ def test_access_log_is_json_with_tenant_route_status_and_no_secret(gw):
 
 
 def test_access_log_reaches_the_collector_in_the_shape_it_parses(gw):
-    """nginx sends each line over syslog; the collector's udplog receiver extracts the
+    """nginx sends each line over syslog; the collector's UDP log receiver extracts the
     JSON with the regex in its rendered config. Apply that same regex here."""
     call(gw, "GET", "/loki/api/v1/labels", "sandbox-read")
     config = yaml.safe_load(gw["files"]["configs/otelcol/config.yaml"])
-    regex = config["receivers"]["udplog/gateway"]["operators"][0]["regex"]
+    receiver = next(v for k, v in config["receivers"].items() if k.split("/")[0] in ("udp_log", "udplog"))
+    regex = receiver["operators"][0]["regex"]
     pattern = re.compile(regex.replace("(?P<", "(?P<"))
     wait_until("a syslog line", lambda: any("loki_query" in m for m in gw["syslog"].messages), 5)
     parsed = [json.loads(pattern.match(m).group("line")) for m in gw["syslog"].messages]
@@ -321,8 +325,14 @@ def test_access_log_carries_the_open_connection_count(gw):
     finally:
         for s in sessions:
             s.close()
-    entries = [json.loads(line) for line in gw["access_log"].read_text().splitlines()]
-    mine = next(e for e in reversed(entries) if e["route"] == "loki_query" and e["user"] == "apps-read")
+    def logged():
+        entries = [json.loads(line) for line in gw["access_log"].read_text().splitlines()]
+        return [e for e in entries if e["route"] == "loki_query" and e["user"] == "apps-read"]
+
+    # nginx writes the line when the request is finalized, which can be after the client
+    # has read the answer.
+    wait_until("the access log line", lambda: bool(logged()), 5)
+    mine = logged()[-1]
     # A string, as the collector's json_parser keeps it; LogQL's unwrap reads the number.
     assert isinstance(mine["connections_active"], str) and int(mine["connections_active"]) >= 4, mine
 
