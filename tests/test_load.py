@@ -152,9 +152,14 @@ def test_counts_429s_and_report_agree_exactly_with_the_sink_and_the_gateway(gate
         return after.get(tenant, {}).get(key, 0) - before.get(tenant, {}).get(key, 0)
 
     apps_logs, apps_points, noisy = live.totals["apps/logs"], live.totals["apps/metrics"], live.totals["sandbox/logs"]
-    # Nothing is lost in the counting: offered = accepted + rejected + failed, every stream.
+    # Nothing is lost in the counting: target = offered + not sent, offered = accepted +
+    # rejected + failed, every stream.
     for t in live.totals.values():
+        assert t["target"] == t["offered"] + sum(t["not_sent"].values())
         assert t["offered"] == t["accepted"] + sum(t["rejected"].values()) + t["failed"]
+    # Open loop: the flood is offered at its own rate (24 requests/s), not at the rate the
+    # limit lets through (the old sequential sender slept through every Retry-After).
+    assert noisy["target"] == 24000 and noisy["requests"] >= 5 * NOISY_RATE * 4
     # The quiet tenant: everything offered arrived, and the sink saw exactly that.
     assert apps_logs["accepted"] == apps_logs["offered"] > 10000
     assert got("apps", "logs") == apps_logs["accepted"]
@@ -168,8 +173,11 @@ def test_counts_429s_and_report_agree_exactly_with_the_sink_and_the_gateway(gate
     assert noisy["responses"].get("200", 0) == logged.get(200, 0)
     assert noisy["retries"] > 0
 
-    report = report_mod.build(live, scenario, env["target"].base_url, None)
+    limits = {"apps": {"requests_per_second": QUIET_RATE, "burst": QUIET_RATE},
+              "sandbox": {"requests_per_second": NOISY_RATE, "burst": NOISY_BURST}}
+    report = report_mod.build(live, scenario, env["target"].base_url, None, limits)
     assert report["balanced"] is True
+    assert report["tenants"]["sandbox"]["times_limit"] >= 5
     assert report["totals"]["apps/logs"]["accepted"] == got("apps", "logs")
     assert report["totals"]["sandbox/logs"]["rejected"]["429"] == noisy["rejected"]["429"]
     assert sum(r["accepted"] for r in report["timeline"] if r["key"] == "apps/metrics") == got("apps", "points")

@@ -95,7 +95,7 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
         "totals": totals,
         "balanced": all(t["balanced"] for t in totals.values()),
         "timeline": timeline,
-        "tenants": _tenants(totals, limits),
+        "tenants": _tenants(totals, timeline, limits),
         "isolation": _isolation(live, scenario, totals),
         "freshness": {
             tenant: {signal: {
@@ -111,12 +111,16 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
     return report
 
 
-def _tenants(totals: dict, limits: dict | None) -> dict:
-    """Per tenant: requests offered per second, against the gateway's limit when known."""
+def _tenants(totals: dict, timeline: list[dict], limits: dict | None) -> dict:
+    """Per tenant: requests offered per second while it had load to send (seconds with a
+    target), against the gateway's limit when known."""
     out: dict = {}
-    for key, t in totals.items():
-        tenant = out.setdefault(_tenant(key), {"requests_per_s": 0.0})
-        tenant["requests_per_s"] = round(tenant["requests_per_s"] + t["requests_per_s"], 1)
+    for key in totals:
+        name = _tenant(key)
+        rows = [r for r in timeline if _tenant(r["key"]) == name]
+        active = {r["t"] for r in rows if r["target"]}
+        out[name] = {"active_seconds": len(active),
+                     "requests_per_s": round(sum(r["requests"] for r in rows) / max(1, len(active)), 1)}
     for name, t in out.items():
         limit = (limits or {}).get(name)
         if limit:
@@ -228,9 +232,11 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
             layers = [(k, [r[k] for r in rows]) for k in ("accepted", "rejected", "failed", "not_sent")]
             ax.stackplot(t, *[v for _, v in layers], colors=[COLORS[k] for k, _ in layers], alpha=0.55,
                          labels=["accepted", "rejected", "failed", "not sent"], step=None)
-            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linestyle="--", linewidth=1.6, label="target")
+            # target drawn wide and pale under offered, so both show where they agree
+            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linewidth=5, alpha=0.25, label="target")
             ax.plot(t, [r["offered"] for r in rows], color=COLORS["offered"], linewidth=1.6, label="offered")
             ax.set_ylim(bottom=0)
+            ax.set_xlim(0, report["duration_s"])
             if any(r["retries"] for r in rows):
                 ax2 = ax.twinx()
                 ax2.plot(t, [r["retries"] for r in rows], color=COLORS["retries"], linestyle=":", linewidth=1.4)
@@ -245,31 +251,37 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
                 if lbl not in labels:
                     handles.append(h)
                     labels.append(lbl)
-    fig.legend(handles, labels, loc="upper center", ncol=min(7, len(labels)), frameon=False)
-    fig.suptitle(f"{name}: throughput", y=1.0, fontsize=13, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    _title_and_legend(fig, f"{name}: throughput (outcomes stacked: they add up to the target)", handles, labels)
     out.append(_save(fig, out_dir / "throughput.png"))
 
     # Latency: a panel per tenant; p50, p99 and max from when each batch was due.
-    fig, axes = plt.subplots(1, len(tenants), figsize=(6.5 * len(tenants), 4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(tenants), figsize=(6.5 * len(tenants), 4.2), squeeze=False, sharey=True)
+    widths = {"max": 1.0, "p99": 2.2, "p50": 2.2}  # p99 drawn over a thin max: both show when they meet
     for j, tenant in enumerate(tenants):
         ax = axes[0][j]
         for signal, style in (("logs", "-"), ("metrics", "--")):
             rows = [r for r in by_key.get(f"{tenant}/{signal}", []) if r["p50_ms"] is not None]
-            for q in ("p50", "p99", "max"):
+            for q in ("max", "p99", "p50"):
                 ax.plot([r["t"] + 0.5 for r in rows], [r[f"{q}_ms"] for r in rows], color=COLORS[q], linestyle=style,
-                        linewidth=1.5, label=f"{signal} {q}")
+                        linewidth=widths[q], label=f"{signal} {q}")
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(_ms))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
         ax.set_title(f"{tenant}")
+        ax.set_xlim(0, report["duration_s"])
         ax.set_xlabel("seconds into the run (by when batches were due)")
         ax.grid(alpha=0.3, which="major")
-        ax.legend(loc="upper left", ncol=2, fontsize=9)
     axes[0][0].set_ylabel("latency from due time")
-    fig.suptitle(f"{name}: request latency, measured from when each batch was due", fontsize=13, x=0.02, ha="left")
-    fig.tight_layout()
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lbl in zip(*ax.get_legend_handles_labels()):
+            if lbl not in labels:
+                handles.append(h)
+                labels.append(lbl)
+    order = sorted(range(len(labels)), key=lambda i: (labels[i].split()[0], ["p50", "p99", "max"].index(labels[i].split()[1])))
+    _title_and_legend(fig, f"{name}: request latency, measured from when each batch was due",
+                      [handles[i] for i in order], [labels[i] for i in order])
     out.append(_save(fig, out_dir / "latency.png"))
 
     # Freshness: a panel per tenant, from zero; failed probes marked.
@@ -282,26 +294,47 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
         ax = axes[0][j]
         ax.set_title(tenant)
         ax.set_xlim(0, report["duration_s"])
-        ax.set_ylim(0, top * 1.25)
+        ax.set_ylim(0, top * 1.25)  # from zero, so that a second looks like a second
         ax.set_xlabel("seconds into the run (when the marker was sent)")
         ax.grid(alpha=0.3)
         if tenant not in fresh:
             ax.text(0.5, 0.5, "freshness not probed", ha="center", va="center", transform=ax.transAxes, color="grey")
             continue
-        for signal, color in (("logs", COLORS["p50"]), ("metrics", COLORS["p99"])):
+        ax.axhline(top * 1.08, color="grey", linewidth=0.8, linestyle=":")
+        ax.text(0.01, top * 1.1, "failed probes", color="grey", fontsize=9, transform=ax.get_yaxis_transform())
+        for signal, color, lift in (("logs", COLORS["p50"], 1.14), ("metrics", COLORS["p99"], 1.19)):
             data = fresh[tenant].get(signal, {"samples": [], "failed": 0})
             ok = [s for s in data["samples"] if s["seconds"] is not None]
-            ax.plot([s["t"] for s in ok], [s["seconds"] for s in ok], marker="o", color=color, label=f"{signal}")
+            ax.plot([s["t"] for s in ok], [s["seconds"] for s in ok], marker="o", markersize=4, color=color,
+                    label=signal)
             bad = [s for s in data["samples"] if s["seconds"] is None]
-            if bad:
-                ax.scatter([s["t"] for s in bad], [top * 1.15] * len(bad), marker="x", s=60, color=COLORS["max"],
-                           label=f"{signal}: {len(bad)} failed probe(s)", zorder=3)
-        ax.legend(loc="lower right", fontsize=9)
+            ax.scatter([s["t"] for s in bad], [top * lift] * len(bad), marker="X", s=70, color=color, zorder=3,
+                       label=f"{signal}: failed probe")
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lbl in zip(*ax.get_legend_handles_labels()):
+            if lbl not in labels:
+                handles.append(h)
+                labels.append(lbl)
+    for ax, tenant in zip(axes[0], ftenants):
+        if tenant in fresh:
+            failed = ", ".join(f"{sig} {d['failed']} of {len(d['samples'])}" for sig, d in fresh[tenant].items())
+            ax.set_title(f"{tenant} (failed: {failed})")
     axes[0][0].set_ylabel("seconds until queryable")
-    fig.suptitle(f"{name}: freshness (time from sending a marker to reading it back)", fontsize=13, x=0.02, ha="left")
-    fig.tight_layout()
+    _title_and_legend(fig, f"{name}: freshness (time from sending a marker to reading it back)", handles, labels)
     out.append(_save(fig, out_dir / "freshness.png"))
     return out
+
+
+def _title_and_legend(fig, title: str, handles: list, labels: list) -> None:
+    """A title, then one legend row under it, then the panels."""
+    h = fig.get_figheight()
+    fig.tight_layout()
+    fig.suptitle(title, fontsize=13, x=0.01, y=1.0 - 0.12 / h, ha="left", va="top")
+    if labels:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0 - 0.45 / h), ncol=min(7, len(labels)),
+                   frameon=False)
+    fig.subplots_adjust(top=1.0 - 1.05 / h)
 
 
 def _save(fig, path: Path) -> Path:
@@ -340,8 +373,9 @@ def summary(report: dict) -> str:
                  "in total and every second): " + ("yes" if report["balanced"] else "NO"))
     for tenant, t in report.get("tenants", {}).items():
         if "times_limit" in t:
-            lines.append(f"{tenant}: offered {t['requests_per_s']} requests/s, {t['times_limit']}x the gateway's limit "
-                         f"of {t['limit_requests_per_s']}/s (burst {t['limit_burst']})")
+            lines.append(f"{tenant}: offered {t['requests_per_s']} requests/s over the {t['active_seconds']} s it had "
+                         f"load, {t['times_limit']}x the gateway's limit of {t['limit_requests_per_s']}/s "
+                         f"(burst {t['limit_burst']})")
     iso = report.get("isolation")
     if iso:
         verdict = "within" if iso["within_tolerance"] else "NOT within"

@@ -270,7 +270,9 @@ class TaskSender:
                 return
             if self.stop.is_set():
                 return
-            sec = min(int(due_rel), last_sec)
+            # Booked to the second its items were due in: a batch due at exactly 1.0 s holds
+            # items due before it, in second 0.
+            sec = min(max(0, math.ceil(due_rel) - 1), last_sec)
             with stats.lock:
                 stats.target += n
                 stats.bucket(sec)["target"] += n

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Benchmark: does a flooding tenant hurt a quiet one at the gateway?
+
+The `noisy-neighbour` scenario, run by obskit's generator through the real rendered nginx
+gateway (TLS, per-tenant auth, the default per-tenant limit of 50 requests/s, burst 200),
+with Loki's and every Mimir replica's port answered by one counting sink
+(obskit.loadgen.sink) on 127.0.0.1. No Docker: the backends are the sink, so this shows
+the gateway's isolation, not Loki's or Mimir's.
+
+The quiet tenant (apps) sends steadily for the whole run; sandbox floods in the second
+half at 6 times its limit. The report compares apps' accepted rate and latency in the
+seconds before the flood with the seconds during it (the scenario's `isolation` windows),
+and writes the report and its plots next to the results.
+
+    python load/bench/isolation.py [--duration 60] [--no-write]
+
+Writes load/bench/results/isolation.md and load/bench/results/isolation/*.png unless
+--no-write. Needs nginx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent.parent))
+
+from machine import cpu_model  # noqa: E402
+
+
+def scaled(sc, duration: float):
+    """The scenario with every time scaled to ``duration`` (the flood still starts half way)."""
+    from obskit.loadgen.scenario import Scenario
+
+    k = duration / sc.duration_s
+    data = sc.model_dump()
+    data["duration"] = f"{duration:g}s"
+    for t in data["tenants"]:
+        for sig in ("logs", "points"):
+            t[sig] = [{"at": f"{float(str(p['at']).rstrip('s')) * k:g}s", "rate": p["rate"]} for p in t[sig]]
+    iso = data["isolation"]
+    for w in ("baseline", "during"):
+        iso[w] = [f"{float(str(x).rstrip('s')) * k:g}s" for x in iso[w]]
+    return Scenario.model_validate(data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--no-write", action="store_true")
+    ns = ap.parse_args()
+    if not shutil.which("nginx"):
+        sys.exit("nginx is not on PATH: apt-get install nginx")
+
+    from obskit import loopback
+    from obskit.loadgen import report as report_mod
+    from obskit.loadgen.api import target_for, tenant_map
+    from obskit.loadgen.run import run
+    from obskit.loadgen.scenario import load_scenario
+    from obskit.loadgen.sink import Sink
+    from obskit.render import render, write_environment
+    from obskit.spec.load import load_spec
+    from obskit.tools import nginx
+
+    sc = scaled(load_scenario("noisy-neighbour"), ns.duration)
+    tmp = Path(tempfile.mkdtemp(prefix="obskit-isolation-"))
+    resolved = load_spec(None, environ={}, use_default_file=False)
+    write_environment(render(resolved, "local"), tmp / "env")
+    plan = loopback.plan(resolved.spec, tmp / "env", tmp / "work")
+    sink = Sink([plan.ports["loki"]["http"], *[plan.ports[r]["http"] for r in resolved.spec.mimir_replicas]]).start()
+    prepared = nginx.prepare(plan.rendered / "configs" / "gateway", plan.env["gateway"])
+    ca = tmp / "ca.pem"
+    ca.write_text(plan.secrets["gateway-ca-cert"])
+    server = nginx.Server(prepared.conf).start()
+    try:
+        import requests
+
+        base = f"https://localhost:{plan.ports['gateway']['https']}"
+        for _ in range(100):
+            try:
+                if requests.get(f"{base}/nginx-health", verify=str(ca), timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        spec_tenants = [t.name for t in resolved.spec.tenants]
+        tenants = tenant_map(sc, spec_tenants)
+        target = target_for(loopback.endpoints(plan, str(ca)), list(dict.fromkeys(tenants.values())))
+        live = run(sc, target, tenants=tenants, workers=2)
+    finally:
+        server.stop()
+        sink.stop()
+    limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
+    report = report_mod.build(live, sc, "nginx gateway -> counting sink (127.0.0.1)", None, limits)
+    text = report_mod.summary(report)
+    print(text)
+    if ns.no_write:
+        return
+    out = HERE / "results" / "isolation"
+    files = report_mod.write(report, out)
+    (out / "report.json").unlink()  # the numbers that matter are in the markdown; the JSON is large
+    iso = report["isolation"]
+    rows = []
+    for which in ("baseline", "during"):
+        w = iso["windows"][which]
+        for signal in ("logs", "metrics"):
+            m = w[signal]
+            rows.append(f"| {which} ({w['from_s']:g}-{w['to_s']:g} s) | {signal} | {m['accepted_per_s']:,.0f} | "
+                        f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} |")
+    flood = report["tenants"]["sandbox"]
+    lines = [
+        "# Isolation at the gateway: noisy-neighbour through nginx into a counting sink",
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores (shared with the generator, nginx and the sink); "
+        f"Python {platform.python_version()}; {ns.duration:g} s run, 2 generator workers.",
+        "Method: `load/bench/isolation.py` runs `load/scenarios/noisy-neighbour.yaml` (times scaled to the run)",
+        "through the rendered gateway with the default limits (50 requests/s, burst 200 per tenant); Loki's",
+        "and Mimir's ports are one counting sink, so this shows the gateway's isolation, not the backends'.",
+        "Latency is from when each batch was due.",
+        "",
+        f"The flood (sandbox, second half only): {flood['requests_per_s']} requests/s offered over the "
+        f"{flood['active_seconds']} s it flooded, {flood['times_limit']}x its limit of {flood['limit_requests_per_s']}/s.",
+        "",
+        "| apps, window | signal | accepted/s | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|",
+        *rows,
+        "",
+        "Change during the flood: " + ", ".join(f"{k} {v:+.1%}" for k, v in iso["changes"].items())
+        + f" -> {'within' if iso['within_tolerance'] else 'NOT within'} {iso['tolerance']:.0%}.",
+        "",
+        "```",
+        text,
+        "```",
+        "",
+        "Plots: " + ", ".join(f"`results/isolation/{p.name}`" for p in files if p.suffix == ".png"),
+    ]
+    (HERE / "results" / "isolation.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
