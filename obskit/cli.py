@@ -362,9 +362,15 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
     from obskit.errors import UsageError
     from obskit.secrets import SecretStore, gateway_users
 
+    from obskit.spec.model import AwsEnvironment
+
     project = _project(obj, sets)
-    project.resolved.environment(env_name)
-    values = SecretStore(project.state_dir, env_name).load()
+    if isinstance(project.resolved.environment(env_name), AwsEnvironment):
+        from obskit.promote.secrets import show  # an AWS environment's secrets live in SSM
+
+        values = show(project.resolved, env_name)
+    else:
+        values = SecretStore(project.state_dir, env_name).load()
     if not values:
         raise UsageError(f"no secrets for environment '{env_name}' yet", hint=f"run `obskit up --env {env_name}`")
     if name is None:
@@ -452,6 +458,34 @@ class _LoadProgress:
         self.live.stop()
 
 
+@secrets.command("rotate")
+@click.argument("name")
+@click.option("--env", "env_name", required=True, help="An AWS environment declared in the spec.")
+@spec_sets
+@json_option
+@click.pass_obj
+def secrets_rotate(obj: Ctx, name: str, env_name: str, sets, as_json: bool) -> None:
+    """Replace secret NAME of an AWS environment in SSM, and what derives from it (htpasswd,
+    the gateway certificate). The next `obskit promote --apply` redeploys the services that
+    read it and gives Aurora a rotated database password. Values are never printed."""
+    from obskit.errors import UsageError
+    from obskit.promote.secrets import rotate
+    from obskit.spec.model import AwsEnvironment
+
+    resolved = obj.load(sets)
+    if not isinstance(resolved.environment(env_name), AwsEnvironment):
+        raise UsageError(f"'{env_name}' is not an AWS environment; rotation is for secrets kept in SSM",
+                         hint="for a local environment, delete the entry from .obskit/secrets/<env>.json and run `obskit up`")
+    result = rotate(resolved, env_name, name)
+
+    def human(data: dict) -> None:
+        click.echo(f"rotated {data['secret']}: wrote {', '.join(data['parameters'])} (values never shown)")
+        for note in data["notes"]:
+            click.echo(f"  - {note}")
+
+    _out(result.to_json(), as_json, human)
+
+
 @cli.command("promote")
 @click.option("--env", "env_name", required=True, help="An AWS environment declared in the spec.")
 @click.option("--plan", "mode", flag_value="plan", default=True, help="Show what would change (default).")
@@ -470,7 +504,15 @@ def promote_cmd(obj: Ctx, env_name: str, mode: str, allow_data_loss: bool, sets,
         if not as_json:
             click.echo(text, err=True)
 
-    result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
+    from obskit.errors import ObskitError
+
+    try:
+        result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
+    except ObskitError as exc:
+        if as_json:  # a machine reader gets the failure too (the message still goes to stderr)
+            click.echo(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
+                                   "checks": getattr(exc, "checks", [])}, indent=2, sort_keys=True))
+        raise
     _out(result.to_json(), as_json, _print_promote)
 
 
@@ -484,6 +526,12 @@ def _print_promote(data: dict) -> None:
         click.echo(f"  data loss allowed: {loss}")
     if data["secrets_written"]:
         click.echo(f"secrets written to SSM: {len(data['secrets_written'])} (values never shown)")
+    if data.get("secrets_to_write"):
+        click.echo(f"secrets --apply would write to SSM: {', '.join(data['secrets_to_write'])}")
+    for note in data.get("notes", []):
+        click.echo(note)
+    if data.get("kept"):
+        click.echo("kept (data, and the keys that encrypt it): " + ", ".join(data["kept"]))
     if data["applied"]:
         outputs = data["outputs"]
         click.echo(f"applied. gateway: {outputs.get('url', '?')}  grafana: {outputs.get('grafana_url', '?')}")

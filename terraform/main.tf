@@ -13,9 +13,20 @@ provider "aws" {
   }
 }
 
+# Regular availability zones only: opted-in Local Zones and Wavelength Zones (which sort
+# first by name) never get the subnets.
 data "aws_availability_zones" "available" {
-  # checkov:skip=CKV_AWS_394:Only the first two zones by name are used (slice); new zones sort after the existing ones, and the subnets' zones are fixed once created.
   state = "available"
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+
+  filter {
+    name   = "zone-type"
+    values = ["availability-zone"]
+  }
 }
 
 data "aws_caller_identity" "current" {}
@@ -30,9 +41,11 @@ locals {
 module "network" {
   source = "./modules/network"
 
-  name = local.name
-  cidr = var.vpc_cidr
-  azs  = local.azs
+  name                       = local.name
+  cidr                       = var.vpc_cidr
+  azs                        = local.azs
+  interface_endpoints        = local.interface_endpoints
+  endpoint_security_group_id = module.security_groups.endpoints
 }
 
 module "security_groups" {
@@ -63,6 +76,7 @@ module "load_balancer" {
   security_group_id   = module.security_groups.alb
   certificate_arn     = module.dns.certificate_arn
   deletion_protection = var.alb_deletion_protection
+  access_logs_bucket  = var.alb_access_logs ? module.storage.access_logs_bucket : null
 
   # Everything goes through the gateway (Grafana too, under its sub-path), as locally.
   # The ALB re-encrypts to the gateway's TLS listener and checks its real health path.
@@ -81,7 +95,8 @@ module "load_balancer" {
 module "storage" {
   source = "./modules/storage"
 
-  buckets = var.buckets
+  buckets            = var.buckets
+  access_logs_bucket = var.alb_access_logs ? var.alb_access_logs_bucket : null
 }
 
 module "ecr" {
@@ -125,6 +140,9 @@ module "ecs" {
   load_balanced            = { gateway = module.load_balancer.target_group_arns["gateway"] }
   ssm_parameter_arn_prefix = "arn:${data.aws_partition.current.partition}:ssm:${var.region}:${data.aws_caller_identity.current.account_id}:parameter"
   ssm_prefix               = var.ssm_prefix
+  extra_ssm_parameters     = var.extra_ssm_parameters
+  wait_for_steady_state    = var.wait_for_steady_state
+  enable_execute_command   = var.ecs_exec
   outputs                  = { grafana_database_endpoint = "${module.rds.endpoint}:${module.rds.port}" }
   bucket_arns              = { for key, bucket in module.storage.bucket_names : bucket => module.storage.bucket_arns[key] }
   storage_kms_key_arn      = module.storage.kms_key_arn

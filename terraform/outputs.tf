@@ -32,3 +32,13 @@ output "config_hashes" {
   description = "The config hash of each component that runs (compare with compose's dev.obskit.config-hash labels)."
   value       = var.config_hashes
 }
+
+output "kept_on_destroy" {
+  description = "What `obskit promote --destroy` leaves in place because data outlives the stack: the buckets, the keys that encrypt them and the database's final snapshot."
+  value = {
+    buckets                   = values(module.storage.bucket_names)
+    storage_kms_key_arn       = module.storage.kms_key_arn
+    database_kms_key_arn      = module.rds.kms_key_arn
+    final_snapshot_identifier = module.rds.final_snapshot_identifier
+  }
+}

@@ -9,6 +9,12 @@ variable "project" {
 variable "environment" {
   description = "The environment name (one Terraform state per environment)."
   type        = string
+
+  # Resource names are "<project>-<environment>[-suffix]": an ALB name holds 32 characters.
+  validation {
+    condition     = length("${var.project}-${var.environment}") <= 32 && can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", "${var.project}-${var.environment}"))
+    error_message = "project-environment must be at most 32 characters: lowercase letters and digits, single hyphens, no hyphen at the end."
+  }
 }
 
 variable "region" {
@@ -34,8 +40,13 @@ variable "certificate_arn" {
 }
 
 variable "vpc_cidr" {
-  description = "CIDR block of the VPC."
+  description = "CIDR block of the VPC: a private /16 to /19 (the spec checks it)."
   type        = string
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 19
+    error_message = "The VPC CIDR must be a /16 to /19 block."
+  }
 }
 
 variable "service_namespace" {
@@ -91,16 +102,6 @@ variable "ecr_repositories" {
   type        = list(string)
 }
 
-variable "images" {
-  description = "Image URI per component (content-hash tags), as referenced by the container definitions."
-  type        = map(string)
-}
-
-variable "base_images" {
-  description = "The pinned upstream image each component's image is built FROM (for the record)."
-  type        = map(string)
-}
-
 variable "config_hashes" {
   description = "Hash of each component's rendered configs (the same hashes compose labels its containers with)."
   type        = map(string)
@@ -113,6 +114,9 @@ variable "services" {
     cpu                   = number
     memory                = number
     desired_count         = number
+    max_count             = number
+    cpu_target_percent    = number
+    secrets_version       = string
     port                  = number
     health_path           = string
     buckets               = list(string)
@@ -120,16 +124,46 @@ variable "services" {
   }))
 }
 
+variable "extra_ssm_parameters" {
+  description = "SSM parameters outside ssm_prefix that the spec references (ssm:/path secrets); the execution role may read these too."
+  type        = list(string)
+  default     = []
+}
+
 variable "alb_deletion_protection" {
-  description = "Protect the load balancer from deletion (turn off before obskit promote --destroy)."
+  description = "Protect the load balancer from deletion (the spec's deletion_protection.load_balancer; turn off and apply before obskit promote --destroy)."
   type        = bool
   default     = true
 }
 
 variable "database_deletion_protection" {
-  description = "Protect the Aurora cluster from deletion."
+  description = "Protect the Aurora cluster from deletion (the spec's deletion_protection.database)."
   type        = bool
   default     = true
+}
+
+variable "alb_access_logs" {
+  description = "Write the ALB's access logs to a bucket of their own (alb_access_logs_bucket)."
+  type        = bool
+  default     = false
+}
+
+variable "alb_access_logs_bucket" {
+  description = "Name of the ALB access-log bucket, created when alb_access_logs is on."
+  type        = string
+  default     = null
+}
+
+variable "wait_for_steady_state" {
+  description = "Apply waits until every ECS service is stable (its tasks healthy), and fails if one is not."
+  type        = bool
+  default     = true
+}
+
+variable "ecs_exec" {
+  description = "Allow ECS Exec into the tasks (adds the ssmmessages endpoint and the task-role permissions)."
+  type        = bool
+  default     = false
 }
 
 variable "tags" {

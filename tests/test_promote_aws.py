@@ -139,7 +139,9 @@ def test_preflight_without_credentials_says_so(moto_s3, monkeypatch, tmp_path, w
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     resolved = _spec(write_spec, cert_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x")
     checks = {c.name: c for c in run_checks(resolved, "prod", environ={}, check_terraform=False)}
-    assert not checks["aws credentials"].ok and checks["aws credentials"].detail == "no AWS credentials found"
+    detail = checks["aws credentials"].detail
+    assert not checks["aws credentials"].ok and detail.startswith("no AWS credentials found (")
+    assert "AWS_PROFILE" in detail and "aws sso login" in detail  # the hint is kept
 
 
 def test_preflight_refuses_a_compose_environment(write_spec):
@@ -210,8 +212,10 @@ def test_container_definitions_are_accepted_by_the_ecs_api(aws):
             runtimePlatform={"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
             containerDefinitions=definitions)["taskDefinition"]
         stored = {c["name"]: c for c in task["containerDefinitions"]}
-        assert stored[name]["image"] == inputs["images"][svc["component"]], name
+        assert stored[name]["image"] == plans[svc["component"]].uri(f"{account}.dkr.ecr.{REGION}.amazonaws.com"), name
         assert stored[name]["image"].endswith(":" + plans[svc["component"]].tag), name
+        for container in stored.values():  # sidecars too: every image comes from this account's ECR
+            assert container["image"].startswith(f"{account}.dkr.ecr.{REGION}.amazonaws.com/"), (name, container["name"])
         for secret in stored[name].get("secrets", []):
             assert secret["valueFrom"].startswith(f"arn:aws:ssm:{REGION}:{account}:parameter/obskit/obskit/prod/")
 

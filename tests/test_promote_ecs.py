@@ -75,7 +75,8 @@ def test_container_definitions_match_compose_ports_commands_and_health(prod):
     assert set(defs) == {"loki", "mimir-1", "mimir-2", "mimir-3", "otelcol", "grafana", "gateway"}
     for name, containers in defs.items():
         main = containers[0]
-        assert main["name"] == name and main["image"] == prod["tfvars"]["images"][bindings.services(prod["spec"], "prod")[name].component]
+        component = bindings.services(prod["spec"], "prod")[name].component
+        assert main["name"] == name and main["image"] == prod["plans"][component].uri(REGISTRY)
         if "command" in compose[name]:
             assert main["command"] == compose[name]["command"], name
         ports = {p["containerPort"] for p in main["portMappings"]}
@@ -88,7 +89,9 @@ def test_container_definitions_match_compose_ports_commands_and_health(prod):
         assert probe["name"] == f"{replica}-probe" and probe["essential"] is True
         assert "http://localhost:8080/ready" in probe["healthCheck"]["command"][1]
         assert "/-/healthy" not in json.dumps(defs[replica])
-        assert probe["image"] == compose["readiness"]["image"]
+        # The probe runs obskit's gateway image from ECR (nginx with curl), never a public
+        # registry image by a mutable tag.
+        assert probe["image"] == prod["plans"]["gateway"].uri(REGISTRY)
     assert "http://localhost:13133/" in defs["otelcol"][1]["healthCheck"]["command"][1]
     assert prod["tfvars"]["services"]["mimir-1"]["health_path"] == "/ready"
     assert prod["tfvars"]["services"]["gateway"]["health_path"] == "/nginx-health"
@@ -121,8 +124,12 @@ def test_task_roles_reach_only_their_own_buckets(prod):
 def test_loki_and_mimir_get_fargates_longest_stop_timeout_to_flush(prod):
     defs = {name: json.loads(s["container_definitions"]) for name, s in prod["tfvars"]["services"].items()}
     for name, containers in defs.items():
-        expected = 120 if name == "loki" or name.startswith("mimir-") else 60
-        assert containers[0]["stopTimeout"] == expected, name
+        from obskit.promote.components import components
+
+        component = prod["tfvars"]["services"][name]["component"]
+        assert containers[0]["stopTimeout"] == components(prod["spec"].grafana.sub_path)[component].stop_timeout, name
+        if component in ("loki", "mimir"):
+            assert containers[0]["stopTimeout"] == 120, name
         flush = {e["name"]: e["value"] for e in containers[0]["environment"]}
         assert flush.get("LOKI_FLUSH_ON_SHUTDOWN", flush.get("MIMIR_FLUSH_ON_SHUTDOWN", "true")) == "true", name
 

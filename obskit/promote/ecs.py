@@ -34,13 +34,28 @@ def ssm_parameter(spec: Spec, env_name: str, secret: bindings.Secret) -> str:
     return f"{ssm_prefix(spec, env_name)}/{secret.name}"
 
 
+def ssm_arn(parameter: str) -> str:
+    """The ARN of a parameter, with the prefix as a placeholder. The ARN has exactly one "/"
+    after "parameter" whether or not the name starts with one (ssm:name or ssm:/path)."""
+    return f"{SSM_ARN}/{parameter.lstrip('/')}"
+
+
+def user_ssm_parameters(spec: Spec, env_name: str) -> list[str]:
+    """The spec's own ssm: parameters (outside obskit's prefix), which the execution role
+    must be able to read."""
+    return sorted({s.ref[4:] for s in bindings.secret_catalogue(spec, env_name).values()
+                   if s.ref and s.ref.startswith("ssm:")})
+
+
 def log_group(spec: Spec, env_name: str, service: str) -> str:
     return f"/obskit/{spec.project}/{env_name}/{service}"
 
 
 def _probe(service: str, image: str, url: str, region: str, group: str) -> dict:
     """A sidecar that probes a distroless container from inside the task (same network
-    namespace), as compose's readiness service does: healthy only while the URL answers."""
+    namespace), as compose's readiness service does: healthy only while the URL answers.
+    It runs obskit's gateway image from ECR (nginx's image, which has a shell and curl),
+    pinned by content tag: no pull from Docker Hub, no internet path needed."""
     return {
         "name": f"{service}-probe",
         "image": image,
@@ -70,7 +85,7 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
         environment, secrets = [], []
         for var, b in sorted(service.env.items()):
             if isinstance(b, bindings.Secret):
-                secrets.append({"name": var, "valueFrom": SSM_ARN + ssm_parameter(spec, env_name, b)})
+                secrets.append({"name": var, "valueFrom": ssm_arn(ssm_parameter(spec, env_name, b))})
             elif isinstance(b, bindings.Output):
                 environment.append({"name": var, "value": output_placeholder(b.name)})
             else:
@@ -95,7 +110,7 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
             main["healthCheck"] = {"command": ["CMD", *comp.health_command], "interval": PROBE_INTERVAL,
                                    "timeout": 5, "retries": 3, "startPeriod": 60}
         else:
-            containers.append(_probe(name, spec.images.gateway, url, env.region, group))
+            containers.append(_probe(name, images["gateway"], url, env.region, group))
         out[name] = containers
     return out
 
@@ -117,24 +132,42 @@ def grafana_egress_ports(spec: Spec) -> list[int]:
     return sorted(ports - {443})
 
 
+def replicas(env: AwsEnvironment, component: str) -> tuple[int, int, int]:
+    """(desired, maximum, CPU target) of a component's service. Only the gateway scales:
+    each Mimir replica is a service of its own with a ring identity, Loki runs one replica,
+    and one collector and one Grafana keep self-monitoring and alerting single."""
+    if component == "gateway":
+        return env.gateway.replicas, env.gateway.max_replicas, env.gateway.cpu_target_percent
+    return 1, 1, 0
+
+
+def images(plans: dict[str, ImagePlan], registry: str) -> dict[str, str]:
+    """component -> the image URI in ECR."""
+    return {c: plans[c].uri(registry) for c in sorted(plans)}
+
+
 def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes: dict[str, str],
-           registry: str) -> dict:
-    """Everything the root module needs, as JSON-ready data."""
+           registry: str, secrets_versions: dict[str, str] | None = None) -> dict:
+    """Everything the root module needs, as JSON-ready data. ``secrets_versions`` maps each
+    service to a digest of the SSM versions of the secrets it reads (a change redeploys it)."""
     env = spec.environments[env_name]
     assert isinstance(env, AwsEnvironment)
     comps = components(spec.grafana.sub_path)
-    images = {c: plans[c].uri(registry) for c in plans}
-    defs = container_definitions(spec, env_name, images)
+    defs = container_definitions(spec, env_name, images(plans, registry))
     buckets = {k: env.bucket_prefix + v for k, v in spec.object_store.buckets.model_dump().items()}
     services = {}
     for name, service in sorted(bindings.services(spec, env_name).items()):
         comp = comps[service.component]
         size = getattr(env.sizes, service.component)
+        desired, maximum, cpu_target = replicas(env, service.component)
         services[name] = {
             "component": service.component,
             "cpu": size.cpu,
             "memory": size.memory,
-            "desired_count": 1,
+            "desired_count": desired,
+            "max_count": maximum,
+            "cpu_target_percent": cpu_target,
+            "secrets_version": (secrets_versions or {}).get(name, "0"),
             "port": comp.health_port,
             "health_path": comp.health_path,
             "buckets": [buckets[b] for b in comp.task_role_buckets],
@@ -152,6 +185,7 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
         "grafana_sub_path": spec.grafana.sub_path,
         "log_retention_days": env.log_retention_days,
         "ssm_prefix": ssm_prefix(spec, env_name),
+        "extra_ssm_parameters": user_ssm_parameters(spec, env_name),
         "buckets": buckets,
         "database": {
             "engine_version": env.database.engine_version,
@@ -161,10 +195,14 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
             "username": spec.grafana.database_user,
             "password_parameter": ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD),
         },
+        "alb_deletion_protection": env.deletion_protection.load_balancer,
+        "database_deletion_protection": env.deletion_protection.database,
+        "alb_access_logs": env.alb_access_logs,
+        "alb_access_logs_bucket": f"{env.bucket_prefix}alb-logs" if env.alb_access_logs else None,
+        "wait_for_steady_state": env.wait_for_steady_state,
+        "ecs_exec": env.ecs_exec,
         "ecr_repositories": sorted(p.repository for p in plans.values()),
         "grafana_egress_ports": grafana_egress_ports(spec),
-        "images": images,
-        "base_images": {c: p.base for c, p in sorted(plans.items())},
         "config_hashes": dict(sorted(config_hashes.items())),
         "services": services,
     }

@@ -45,14 +45,6 @@ def run_checks(resolved, env_name: str, *, environ: Mapping[str, str] | None = N
         return [Check("environment", False, f"'{env_name}' is a {env.kind} environment; promote deploys kind: aws")]
     out.append(Check("environment", True, f"{env_name}: AWS {env.region}, {env.domain}"))
 
-    missing = sorted(
-        s.ref[4:] for s in bindings.secret_catalogue(spec, env_name).values()
-        if s.ref and s.ref.startswith("env:") and s.ref[4:] not in environ
-    )
-    out.append(Check("secrets", not missing,
-                     "every env: secret is set" if not missing else
-                     "not set in this shell (promote copies them into SSM): " + ", ".join(missing)))
-
     pg_major = spec.images.postgres.split(":")[-1].split(".")[0]
     aurora_major = env.database.engine_version.split(".")[0]
     out.append(Check("database", pg_major == aurora_major,
@@ -70,12 +62,19 @@ def run_checks(resolved, env_name: str, *, environ: Mapping[str, str] | None = N
         except ObskitError as exc:
             out.append(Check("terraform", False, exc.message.splitlines()[0]))
 
+    unset = sorted({s.ref[4:]: s for s in bindings.secret_catalogue(spec, env_name).values()
+                    if s.ref and s.ref.startswith("env:") and s.ref[4:] not in environ}.items())
     try:
         ident = cloud.caller_identity(env.region)
         out.append(Check("aws credentials", True, f"account {ident['account']} as {ident['arn']}"))
     except ObskitError as exc:
-        out.append(Check("aws credentials", False, exc.message.splitlines()[0]))
+        out.append(Check("aws credentials", False, _one_line(exc)))
+        if unset:
+            out.append(Check("secrets", False, "not set in this shell (promote copies them into SSM once): "
+                             + ", ".join(var for var, _ in unset)))
         return out  # nothing else can be asked of AWS
+
+    out.append(_secrets_check(resolved, env_name, unset))
 
     if env.hosted_zone_id:
         try:
@@ -84,7 +83,7 @@ def run_checks(resolved, env_name: str, *, environ: Mapping[str, str] | None = N
             out.append(Check("dns", ok, f"{env.domain} is in hosted zone {zone}" if ok else
                              f"{env.domain} is not inside hosted zone {env.hosted_zone_id} ({zone})"))
         except ObskitError as exc:
-            out.append(Check("dns", False, exc.message.splitlines()[0]))
+            out.append(Check("dns", False, _one_line(exc)))
     if env.certificate_arn:
         try:
             cert = cloud.certificate(env.region, env.certificate_arn)
@@ -96,15 +95,48 @@ def run_checks(resolved, env_name: str, *, environ: Mapping[str, str] | None = N
                       f"certificate names {', '.join(names)} do not cover {env.domain}")
             out.append(Check("certificate", ok, detail))
         except ObskitError as exc:
-            out.append(Check("certificate", False, exc.message.splitlines()[0]))
+            out.append(Check("certificate", False, _one_line(exc)))
     else:
         out.append(Check("certificate", True, f"a DNS-validated certificate for {env.domain} will be issued in the zone"))
     return out
+
+
+def _one_line(exc: ObskitError) -> str:
+    """The error's first line and its hint: what failed and what to do."""
+    line = exc.message.splitlines()[0]
+    return f"{line} ({exc.hint})" if getattr(exc, "hint", None) else line
+
+
+def _secrets_check(resolved, env_name: str, unset) -> Check:
+    """SSM is the source of truth: an env: secret needs to be set in this shell only while
+    SSM does not hold it yet; the spec's own ssm: parameters must exist."""
+    from obskit.promote import cloud
+    from obskit.promote.ecs import ssm_parameter, user_ssm_parameters
+
+    spec = resolved.spec
+    env = resolved.environment(env_name)
+    wanted = [ssm_parameter(spec, env_name, secret) for _, secret in unset]
+    users = user_ssm_parameters(spec, env_name)
+    try:
+        present = cloud.read_parameters(env.region, wanted + users, decrypt=False)
+    except ObskitError as exc:
+        return Check("secrets", False, _one_line(exc))
+    missing_env = [var for (var, secret), param in zip(unset, wanted) if param not in present]
+    missing_ssm = [p for p in users if p not in present]
+    problems = []
+    if missing_env:
+        problems.append("not set in this shell and not in SSM yet (promote copies them into SSM once): "
+                        + ", ".join(missing_env))
+    if missing_ssm:
+        problems.append("the spec's SSM parameters do not exist: " + ", ".join(missing_ssm))
+    return Check("secrets", not problems, "; ".join(problems) or "every secret is in SSM or set in this shell")
 
 
 def require(checks: list[Check]) -> None:
     failed = [c for c in checks if not c.ok]
     if failed:
         lines = "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
-        raise PreflightFailed(f"preflight failed ({len(failed)} of {len(checks)} checks); nothing was changed:\n{lines}",
-                              hint="fix these and run promote again")
+        error = PreflightFailed(f"preflight failed ({len(failed)} of {len(checks)} checks); nothing was changed:\n{lines}",
+                                hint="fix these and run promote again")
+        error.checks = [c.to_json() for c in checks]
+        raise error

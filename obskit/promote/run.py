@@ -1,22 +1,27 @@
 """The promote flow.
 
 1. Preflight (every check; any failure stops before anything changes).
-2. Render the environment (.obskit/env/<env>/, which holds the images' Dockerfiles and is
-   their build context), then the Terraform inputs: terraform.tfvars.json (from the spec
-   and the binding table) and backend.hcl (one state per environment, S3 locking), beside
-   a copy of obskit's terraform/ tree in .obskit/promote/<env>/.
-3. Secrets into SSM (SecureString): generated ones, and env: references read now.
-4. --apply: create the ECR repositories, build and push one image per component.
-5. terraform init, plan -out; the saved plan is checked (no stateful resource destroyed or
-   replaced without --allow-data-loss), then exactly that plan is applied.
-6. After apply: verify against the public endpoint; print the URLs.
+2. Secrets: SSM is their source of truth. --apply creates the missing ones (never replaces
+   one); --plan and --destroy only read.
+3. Render the environment (.obskit/env/<env>/, which holds the images' Dockerfiles and is
+   their build context), then the Terraform inputs: terraform.tfvars.json (from the spec,
+   the binding table and the secrets' SSM versions) and backend.hcl (one state per
+   environment, S3 locking), beside a synced copy of obskit's terraform/ tree in
+   .obskit/promote/<env>/.
+4. --plan with no state bucket yet: nothing is deployed in this account; say so and stop.
+5. --apply: the ECR repositories through a checked, targeted plan; then one image per
+   component, built and pushed.
+6. terraform init, plan -out; the saved plan is checked (no stateful resource destroyed or
+   replaced without --allow-data-loss; no destroy of a protected resource), then exactly
+   that plan is applied. --destroy plans the destruction of everything except the data and
+   the keys that encrypt it (see DESIGN.md).
+7. After apply: verify against the public endpoint; print the URLs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +30,7 @@ from obskit import bindings
 from obskit.errors import ObskitError
 from obskit.promote import cloud, ecs, safety
 from obskit.promote import images
+from obskit.promote import secrets as ssm_secrets
 from obskit.promote.images import image_plans
 from obskit.promote.preflight import require, run_checks
 from obskit.render import component_hashes, render, write_environment
@@ -51,13 +57,20 @@ class Workdir:
     def plan(self) -> Path:
         return self.root / "tfplan"
 
+    @property
+    def ecr_plan(self) -> Path:
+        return self.root / "ecr.tfplan"
+
 
 @dataclass
 class PromoteResult:
     env: str
     mode: str
     checks: list[dict] = field(default_factory=list)
-    secrets_written: list[str] = field(default_factory=list)
+    secrets_written: list[str] = field(default_factory=list)  # parameter names, never values
+    secrets_to_write: list[str] = field(default_factory=list)  # what --apply would create or re-derive
+    notes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # what --destroy leaves in place
     images: dict[str, str] = field(default_factory=dict)
     plan: dict[str, int] = field(default_factory=dict)
     data_losses: list[str] = field(default_factory=list)
@@ -83,21 +96,39 @@ def backend_hcl(spec, env_name: str, env) -> str:
     )
 
 
+# Kept in the work dir between runs: providers and modules, and their lock file.
+_TERRAFORM_OWN = (".terraform", ".terraform.lock.hcl")
+
+
 def copy_terraform(dest: Path) -> None:
-    """obskit's terraform/ tree into the work dir, keeping .terraform (providers, modules)."""
+    """Make ``dest`` an exact copy of obskit's terraform/ tree: new and changed files are
+    written, files obskit no longer ships are deleted (a resource removed in an upgrade must
+    not come back), and only terraform's own .terraform/ and lock file are kept."""
     from obskit.resources import data_root
 
     src = data_root() / "terraform"
-    for path in src.rglob("*"):
-        rel = path.relative_to(src)
-        if ".terraform" in rel.parts or path.is_dir():
-            continue
+    wanted = {path.relative_to(src) for path in src.rglob("*")
+              if path.is_file() and not set(path.relative_to(src).parts) & set(_TERRAFORM_OWN)}
+    if dest.exists():
+        for path in sorted(dest.rglob("*"), reverse=True):  # children before their folders
+            rel = path.relative_to(dest)
+            if set(rel.parts) & set(_TERRAFORM_OWN):
+                continue
+            if path.is_dir():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif rel not in wanted:
+                path.unlink()
+    for rel in sorted(wanted):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        data = (src / rel).read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
 
 
-def prepare(resolved, env_name: str, workdir: Workdir, *, account: str) -> tuple[dict, dict]:
+def prepare(resolved, env_name: str, workdir: Workdir, *, account: str,
+            secrets_versions: dict[str, str] | None = None) -> tuple[dict, dict]:
     """Render the environment and the Terraform inputs. Returns (tfvars, image plans)."""
     from obskit.project import Project
 
@@ -109,7 +140,7 @@ def prepare(resolved, env_name: str, workdir: Workdir, *, account: str) -> tuple
     hashes = component_hashes(files)
     plans = image_plans(spec, env_name, files, hashes)
     registry = f"{account}.dkr.ecr.{env.region}.amazonaws.com"
-    tfvars = ecs.tfvars(spec, env_name, plans, hashes, registry)
+    tfvars = ecs.tfvars(spec, env_name, plans, hashes, registry, secrets_versions)
     workdir.root.mkdir(parents=True, exist_ok=True)
     copy_terraform(workdir.terraform)
     workdir.tfvars.write_text(json.dumps(tfvars, indent=2, sort_keys=True) + "\n")
@@ -117,20 +148,22 @@ def prepare(resolved, env_name: str, workdir: Workdir, *, account: str) -> tuple
     return tfvars, plans
 
 
-def secrets_for_ssm(resolved, env_name: str, store_dir: Path, environ=None) -> dict[str, str]:
-    """SSM parameter name -> value for every secret the environment's services use that
-    obskit provides (generated, or env: references); ssm: references are the user's own."""
-    from obskit.secrets import SecretStore, resolve
+# What --destroy leaves in place: the buckets (Loki's and Mimir's data; a non-empty bucket
+# cannot be deleted anyway) with the key that encrypts them, and the database's key, which
+# encrypts its final snapshot. They stay in the state: a later --apply brings the stack
+# back onto the same data.
+KEPT_ON_DESTROY = ("module.storage.", "module.rds.aws_kms_key.")
 
-    spec = resolved.spec
-    values, _created = SecretStore(store_dir, env_name).ensure(spec)
-    out = {}
-    for secret in bindings.secret_catalogue(spec, env_name).values():
-        if secret.ref and secret.ref.startswith("ssm:"):
+
+def destroy_targets(state_addresses: list[str]) -> tuple[list[str], list[str]]:
+    """(addresses to destroy, addresses kept) from ``terraform state list``."""
+    destroy, kept = [], []
+    for address in state_addresses:
+        address = address.strip()
+        if not address or address.startswith("data.") or ".data." in address:
             continue
-        out[ecs.ssm_parameter(spec, env_name, secret)] = resolve(secret, values, environ)
-    out[ecs.ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD)] = resolve(bindings.POSTGRES_PASSWORD, values)
-    return out
+        (kept if address.startswith(KEPT_ON_DESTROY) else destroy).append(address)
+    return destroy, kept
 
 
 def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: bool = False,
@@ -147,20 +180,50 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
     project = Project.of(resolved)
     workdir = Workdir(project.state_dir / "promote" / env_name)
     account = cloud.caller_identity(env.region)["account"]
-    tfvars, plans = prepare(resolved, env_name, workdir, account=account)
-    result.images = tfvars["images"]
     say = on_line or (lambda line: None)
+    bucket = state_bucket(env)
+    deployed = cloud.bucket_exists(env.region, bucket)
 
-    cloud.ensure_state_bucket(env.region, state_bucket(env))
-    result.secrets_written = cloud.put_secrets(env.region, secrets_for_ssm(resolved, env_name, project.state_dir, environ))
+    if mode == "destroy" and not deployed:
+        result.notes.append(f"nothing to destroy: the state bucket {bucket} does not exist in account {account}")
+        return result
+    # Only --apply writes secrets: a plan or a destroy reads what SSM holds.
+    secrets = ssm_secrets.sync(resolved, env_name, write=(mode == "apply"), environ=environ)
+    if mode == "apply":
+        result.secrets_written = secrets.written
+    else:
+        result.secrets_to_write = secrets.written
+    versions = ssm_secrets.versions_by_service(resolved, env_name, secrets)
+    tfvars, plans = prepare(resolved, env_name, workdir, account=account, secrets_versions=versions)
+    result.images = ecs.images(plans, f"{account}.dkr.ecr.{env.region}.amazonaws.com")
+
+    if not deployed:
+        if mode == "plan":
+            result.notes.append(
+                f"nothing is deployed in account {account} yet: the state bucket {bucket} does not exist. "
+                f"`obskit promote --env {env_name} --apply` creates it, the {len(secrets.created)} secret(s) "
+                "listed, and the whole environment")
+            return result
+        say(f"creating the state bucket {bucket}")
+        cloud.ensure_state_bucket(env.region, bucket)
+    password = ecs.ssm_parameter(resolved.spec, env_name, bindings.POSTGRES_PASSWORD)
+    if mode != "apply" and password in secrets.created:
+        raise ObskitError(f"the database password {password} is not in SSM, so Terraform cannot plan the database",
+                          hint=f"run `obskit promote --env {env_name} --apply`, which creates it")
+
     common = ["-input=false", f"-var-file={workdir.tfvars}"]
     tf.terraform(["init", "-input=false", f"-backend-config={workdir.backend}"], cwd=workdir.terraform, on_line=say)
 
     if mode == "apply":
-        say("creating the ECR repositories")
-        tf.terraform(["apply", "-auto-approve", "-target=module.ecr", *common], cwd=workdir.terraform, on_line=say)
-        registry, user, password = cloud.ecr_credentials(env.region)
-        docker.login(registry, user, password)
+        # The repositories must exist before the images are pushed, and the images before the
+        # services: a targeted plan of module.ecr, checked like the main one, then applied.
+        say("planning the ECR repositories")
+        tf.terraform(["plan", "-out", str(workdir.ecr_plan), "-target=module.ecr", *common], cwd=workdir.terraform, on_line=say)
+        ecr_plan = json.loads(tf.terraform(["show", "-json", str(workdir.ecr_plan)], cwd=workdir.terraform))
+        safety.check_scoped(ecr_plan, "module.ecr.")
+        tf.terraform(["apply", "-input=false", str(workdir.ecr_plan)], cwd=workdir.terraform, on_line=say)
+        registry, user, password_ = cloud.ecr_credentials(env.region)
+        docker.login(registry, user, password_)
         for plan in plans.values():
             uri = plan.uri(registry)
             # The tag is a content hash in an immutable repository: if it is there, it is
@@ -174,10 +237,21 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
             say(f"pushing {uri}")
             docker.push(uri)
 
-    args = ["plan", "-out", str(workdir.plan), *common] + (["-destroy"] if mode == "destroy" else [])
+    args = ["plan", "-out", str(workdir.plan), *common]
+    if mode == "plan":
+        args.append("-lock=false")  # a lock is an object written to the state bucket: a plan writes nothing
+    if mode == "destroy":
+        listed = tf.terraform(["state", "list"], cwd=workdir.terraform).splitlines()
+        targets, kept = destroy_targets(listed)
+        result.kept = kept
+        if not targets:
+            result.notes.append("nothing left to destroy; kept: " + (", ".join(kept) or "nothing"))
+            return result
+        args += ["-destroy", *(f"-target={t}" for t in targets)]
     tf.terraform(args, cwd=workdir.terraform, on_line=say)
     plan_json = json.loads(tf.terraform(["show", "-json", str(workdir.plan)], cwd=workdir.terraform))
     result.plan = safety.summarize(plan_json)
+    safety.check_protection(plan_json, env_name)
     losses = safety.check(plan_json, allow_data_loss=allow_data_loss)
     result.data_losses = [loss.what for loss in losses]
     if mode in ("apply", "destroy"):

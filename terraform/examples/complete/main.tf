@@ -34,16 +34,24 @@ module "obskit" {
   }
 
   ecr_repositories = ["obskit-example/gateway", "obskit-example/grafana", "obskit-example/loki", "obskit-example/mimir", "obskit-example/otelcol"]
-  images           = { gateway = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/obskit-example/gateway:cfg-0123456789abcdef" }
-  base_images      = { gateway = "nginx:1.30.5" }
   config_hashes    = { gateway = "0123456789abcdef" }
+
+  alb_deletion_protection      = true
+  database_deletion_protection = true
+  alb_access_logs              = true
+  alb_access_logs_bucket       = "acme-obs-example-alb-logs"
+  wait_for_steady_state        = true
+  ecs_exec                     = false
 
   services = {
     gateway = {
       component             = "gateway"
       cpu                   = 512
       memory                = 1024
-      desired_count         = 1
+      desired_count         = 2
+      max_count             = 4
+      cpu_target_percent    = 60
+      secrets_version       = "0123456789abcdef"
       port                  = 8443
       health_path           = "/nginx-health"
       buckets               = []

@@ -4,6 +4,8 @@
 
 data "aws_partition" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
   # The placeholders obskit writes into container definitions.
   definitions = {
@@ -13,6 +15,16 @@ locals {
     )
   }
   with_buckets = { for name, svc in var.services : name => svc if length(svc.buckets) > 0 }
+  # Services that scale between desired_count and max_count on CPU; the others run exactly
+  # desired_count tasks. Apply leaves a scaled service's current count alone.
+  scaled = { for name, svc in var.services : name => svc if svc.max_count > svc.desired_count }
+  fixed  = { for name, svc in var.services : name => svc if svc.max_count <= svc.desired_count }
+  # Each SSM parameter ARN once: obskit's prefix/* and the spec's own ssm:/path references
+  # (a name without a leading "/" still has one in its ARN).
+  secret_arns = concat(
+    ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"],
+    [for p in var.extra_ssm_parameters : "${var.ssm_parameter_arn_prefix}/${trimprefix(p, "/")}"],
+  )
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -38,12 +50,23 @@ resource "aws_cloudwatch_log_group" "service" {
 
 # -- roles ---------------------------------------------------------------------------
 
+# Only ECS tasks of this account may assume the roles (no confused deputy).
 data "aws_iam_policy_document" "assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
       identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:ecs:${var.region}:${data.aws_caller_identity.current.account_id}:*"]
     }
   }
 }
@@ -59,11 +82,12 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# The execution role reads this environment's secrets (SecureString) and nothing else.
+# The execution role reads this environment's secrets (SecureString), and the parameters
+# the spec references by ssm:/path, and nothing else.
 data "aws_iam_policy_document" "secrets" {
   statement {
     actions   = ["ssm:GetParameters"]
-    resources = ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"]
+    resources = local.secret_arns
   }
   statement {
     actions   = ["kms:Decrypt"]
@@ -116,6 +140,24 @@ resource "aws_iam_role_policy" "buckets" {
   policy = data.aws_iam_policy_document.buckets[each.key].json
 }
 
+# ECS Exec (when on): the task opens its SSM session channel.
+data "aws_iam_policy_document" "exec" {
+  statement {
+    actions = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "exec" {
+  for_each = var.enable_execute_command ? var.services : {}
+
+  # checkov:skip=CKV_AWS_355:The ssmmessages actions have no resource type: IAM accepts only "*" for them.
+  name   = "ecs-exec"
+  role   = aws_iam_role.task[each.key].id
+  policy = data.aws_iam_policy_document.exec.json
+}
+
 # -- tasks and services ----------------------------------------------------------------
 
 resource "aws_ecs_task_definition" "this" {
@@ -139,8 +181,9 @@ resource "aws_ecs_task_definition" "this" {
   depends_on = [aws_cloudwatch_log_group.service]
 }
 
+# Services with a fixed number of tasks.
 resource "aws_ecs_service" "this" {
-  for_each = var.services
+  for_each = local.fixed
 
   name                               = each.key
   cluster                            = aws_ecs_cluster.this.id
@@ -153,6 +196,11 @@ resource "aws_ecs_service" "this" {
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
   health_check_grace_period_seconds  = contains(keys(var.load_balanced), each.key) ? 120 : null
+  wait_for_steady_state              = var.wait_for_steady_state
+  enable_execute_command             = var.enable_execute_command
+  # A rotated secret reaches running tasks only through a new deployment.
+  force_new_deployment = true
+  triggers             = { secrets = each.value.secrets_version }
 
   network_configuration {
     subnets          = var.subnet_ids
@@ -179,4 +227,87 @@ resource "aws_ecs_service" "this" {
   }
 
   tags = var.tags
+}
+
+# Services that scale on CPU between desired_count and max_count.
+resource "aws_ecs_service" "scaled" {
+  for_each = local.scaled
+
+  name                               = each.key
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.this[each.key].arn
+  desired_count                      = each.value.desired_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = contains(keys(var.load_balanced), each.key) ? 120 : null
+  wait_for_steady_state              = var.wait_for_steady_state
+  enable_execute_command             = var.enable_execute_command
+  # A rotated secret reaches running tasks only through a new deployment.
+  force_new_deployment = true
+  triggers             = { secrets = each.value.secrets_version }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [var.security_group_ids[each.value.component]]
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = var.service_registry_arns[each.key]
+  }
+
+  dynamic "load_balancer" {
+    for_each = contains(keys(var.load_balanced), each.key) ? [var.load_balanced[each.key]] : []
+    content {
+      target_group_arn = load_balancer.value
+      container_name   = each.key
+      container_port   = each.value.port
+    }
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    ignore_changes = [desired_count] # owned by the autoscaling policy below
+  }
+}
+
+resource "aws_appautoscaling_target" "this" {
+  for_each = local.scaled
+
+  service_namespace  = "ecs"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.scaled[each.key].name}"
+  scalable_dimension = "ecs:service:DesiredCount"
+  min_capacity       = each.value.desired_count
+  max_capacity       = each.value.max_count
+  tags               = var.tags
+}
+
+resource "aws_appautoscaling_policy" "cpu" {
+  for_each = local.scaled
+
+  name               = "${var.name}-${each.key}-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[each.key].service_namespace
+  resource_id        = aws_appautoscaling_target.this[each.key].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[each.key].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = each.value.cpu_target_percent
+    scale_in_cooldown  = 300
+    scale_out_cooldown = 60
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
 }

@@ -10,7 +10,7 @@ output "cluster_arn" {
 
 output "service_names" {
   description = "ECS service name per obskit service."
-  value       = { for k, s in aws_ecs_service.this : k => s.name }
+  value       = { for k, s in merge(aws_ecs_service.this, aws_ecs_service.scaled) : k => s.name }
 }
 
 output "task_definition_arns" {

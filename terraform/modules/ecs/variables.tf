@@ -14,12 +14,15 @@ variable "subnet_ids" {
 }
 
 variable "services" {
-  description = "One entry per ECS service, as obskit renders it: the component it runs, Fargate size, desired count, main port, health path, the buckets its task role may use, and its container definitions (JSON with obskit's placeholders)."
+  description = "One entry per ECS service, as obskit renders it: the component it runs, Fargate size, desired count (the minimum when max_count is larger: then it scales on CPU towards cpu_target_percent), a fingerprint of its secrets' SSM versions (a change redeploys it), main port, health path, the buckets its task role may use, and its container definitions (JSON with obskit's placeholders)."
   type = map(object({
     component             = string
     cpu                   = number
     memory                = number
     desired_count         = number
+    max_count             = number
+    cpu_target_percent    = number
+    secrets_version       = string
     port                  = number
     health_path           = string
     buckets               = list(string)
@@ -51,6 +54,24 @@ variable "ssm_parameter_arn_prefix" {
 variable "ssm_prefix" {
   description = "The path under which obskit writes this environment's secrets, e.g. /obskit/obskit/prod."
   type        = string
+}
+
+variable "extra_ssm_parameters" {
+  description = "SSM parameter names outside ssm_prefix that container definitions reference (the spec's ssm:/path secrets)."
+  type        = list(string)
+  default     = []
+}
+
+variable "wait_for_steady_state" {
+  description = "Wait until each service is stable after a change (apply fails on crash-looping tasks)."
+  type        = bool
+  default     = true
+}
+
+variable "enable_execute_command" {
+  description = "Allow ECS Exec into the tasks."
+  type        = bool
+  default     = false
 }
 
 variable "outputs" {

@@ -9,8 +9,8 @@ locals {
 
 resource "aws_lb" "this" {
   # checkov:skip=CKV2_AWS_28:A WAF is a per-organisation choice (and cost); the gateway behind the ALB authenticates, rate-limits and filters every request.
-  # checkov:skip=CKV_AWS_91:Access logging is optional (access_logs_bucket); the gateway writes a JSON access log of every request to Loki.
-  name                       = substr(var.name, 0, 32)
+  # checkov:skip=CKV_AWS_91:Access logging is a spec option (alb_access_logs, off by default); the gateway writes a JSON access log of every request to Loki.
+  name                       = var.name
   load_balancer_type         = "application"
   internal                   = false
   security_groups            = [var.security_group_id]
@@ -23,6 +23,7 @@ resource "aws_lb" "this" {
     for_each = var.access_logs_bucket == null ? [] : [var.access_logs_bucket]
     content {
       bucket  = access_logs.value
+      prefix  = "alb"
       enabled = true
     }
   }
@@ -33,7 +34,9 @@ resource "aws_lb" "this" {
 resource "aws_lb_target_group" "this" {
   for_each = var.targets
 
-  name                 = substr("${var.name}-${each.key}", 0, 32)
+  # A prefix (at most 6 characters), not a fixed name: a replaced target group (a new port)
+  # is created before the old one is gone.
+  name_prefix          = "${substr(each.key, 0, 5)}-"
   port                 = each.value.port
   protocol             = each.value.protocol
   target_type          = "ip"

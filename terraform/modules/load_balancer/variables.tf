@@ -1,6 +1,11 @@
 variable "name" {
-  description = "Prefix of every resource name (ALB names are cut to 32 characters)."
+  description = "Name of the ALB (at most 32 characters, not ending in a hyphen)."
   type        = string
+
+  validation {
+    condition     = length(var.name) <= 32 && can(regex("^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$", var.name))
+    error_message = "An ALB name has at most 32 letters, digits and hyphens, and does not start or end with a hyphen."
+  }
 }
 
 variable "vpc_id" {

@@ -1,5 +1,7 @@
-# A VPC over two AZs: public subnets (the ALB, NAT), ECS subnets (tasks, out through NAT,
-# S3 through a gateway endpoint) and DB subnets (no route out).
+# A VPC over two AZs: public subnets (the ALB, NAT), ECS subnets (tasks; AWS's APIs through
+# VPC endpoints: S3 as a gateway endpoint, ECR, SSM and CloudWatch Logs as interface
+# endpoints; the internet through NAT, which only Grafana's security group may use) and DB
+# subnets (no route out).
 
 locals {
   public_cidrs = [for i in range(2) : cidrsubnet(var.cidr, 8, i)]
@@ -124,13 +126,28 @@ resource "aws_route_table_association" "db" {
 
 data "aws_region" "current" {}
 
-# Loki and Mimir reach S3 without NAT.
+# S3 without NAT: ECR's image layers for every task, and Loki's and Mimir's data.
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = aws_route_table.ecs[*].id
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+# ECR (api, dkr), SSM and CloudWatch Logs, reached through the tasks' own network
+# interfaces (Fargate pulls images, reads secrets and ships logs through them). Private DNS
+# makes the regional names resolve to these endpoints.
+resource "aws_vpc_endpoint" "interface" {
+  for_each = toset(var.interface_endpoints)
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.ecs[*].id
+  security_group_ids  = [var.endpoint_security_group_id]
+  private_dns_enabled = true
+  tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
 # -- flow logs -------------------------------------------------------------------------

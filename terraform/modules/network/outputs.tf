@@ -32,3 +32,8 @@ output "nat_public_ips" {
   description = "Public addresses the tasks reach the internet from."
   value       = aws_eip.nat[*].public_ip
 }
+
+output "interface_endpoints" {
+  description = "Interface endpoint ID per AWS service name (ecr.api, ecr.dkr, ssm, logs, ...)."
+  value       = { for k, e in aws_vpc_endpoint.interface : k => e.id }
+}

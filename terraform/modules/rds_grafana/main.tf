@@ -1,6 +1,8 @@
-# Aurora PostgreSQL for Grafana: encrypted with its own key, deletion-protected, backed up,
-# a final snapshot on destroy. The password comes from SSM through an ephemeral resource
-# and a write-only argument, so it is never written to the Terraform state or plan.
+# Aurora PostgreSQL for Grafana: encrypted with its own key, deletion-protected (from the
+# spec), backed up, a final snapshot with a unique name on destroy. The password comes from
+# SSM through an ephemeral resource and a write-only argument, so it is never written to
+# the Terraform state or plan; the parameter's SSM version is the password version, so a
+# rotated parameter (obskit secrets rotate) is sent to Aurora on the next apply.
 
 ephemeral "aws_ssm_parameter" "password" {
   arn             = data.aws_ssm_parameter.password_arn.arn
@@ -40,6 +42,17 @@ resource "aws_kms_key" "this" {
   tags                    = var.tags
 }
 
+# A suffix fixed when the cluster is first created: each cluster's final snapshot gets a
+# name of its own, so a second destroy in the same account does not collide with the
+# first one's snapshot.
+resource "terraform_data" "snapshot_suffix" {
+  input = formatdate("YYYYMMDDhhmmss", timestamp())
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
 resource "aws_db_subnet_group" "this" {
   name       = "${var.name}-grafana"
   subnet_ids = var.db_subnet_ids
@@ -55,7 +68,7 @@ resource "aws_rds_cluster" "this" {
   database_name                       = var.database_name
   master_username                     = var.master_username
   master_password_wo                  = ephemeral.aws_ssm_parameter.password.value
-  master_password_wo_version          = var.password_version
+  master_password_wo_version          = data.aws_ssm_parameter.password_arn.version
   db_subnet_group_name                = aws_db_subnet_group.this.name
   vpc_security_group_ids              = [var.security_group_id]
   storage_encrypted                   = true
@@ -66,8 +79,15 @@ resource "aws_rds_cluster" "this" {
   iam_database_authentication_enabled = true
   enabled_cloudwatch_logs_exports     = ["postgresql"]
   skip_final_snapshot                 = false
-  final_snapshot_identifier           = "${var.name}-grafana-final"
+  final_snapshot_identifier           = "${var.name}-grafana-final-${terraform_data.snapshot_suffix.output}"
+  allow_major_version_upgrade         = false
   tags                                = var.tags
+
+  lifecycle {
+    # engine_version is the version the cluster is created with; AWS then applies minor
+    # upgrades itself (auto_minor_version_upgrade), which a plan must not try to undo.
+    ignore_changes = [engine_version]
+  }
 }
 
 resource "aws_rds_cluster_instance" "this" {
@@ -87,4 +107,8 @@ resource "aws_rds_cluster_instance" "this" {
   monitoring_interval                   = 0
   publicly_accessible                   = false
   tags                                  = var.tags
+
+  lifecycle {
+    ignore_changes = [engine_version] # follows the cluster's minor upgrades
+  }
 }

@@ -37,3 +37,8 @@ output "kms_key_arn" {
   description = "The key that encrypts the cluster."
   value       = aws_kms_key.this.arn
 }
+
+output "final_snapshot_identifier" {
+  description = "The snapshot a destroy of the cluster leaves behind (encrypted with kms_key_arn, which destroy keeps)."
+  value       = aws_rds_cluster.this.final_snapshot_identifier
+}

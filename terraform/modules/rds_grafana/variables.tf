@@ -14,7 +14,7 @@ variable "security_group_id" {
 }
 
 variable "engine_version" {
-  description = "Aurora PostgreSQL version; keep its major equal to the postgres image used locally."
+  description = "Aurora PostgreSQL version the cluster is created with (AWS applies later minor versions); keep its major equal to the postgres image used locally."
   type        = string
   default     = "17.5"
 }
@@ -51,12 +51,6 @@ variable "master_username" {
 variable "master_password_ssm_parameter" {
   description = "Name of the SSM SecureString parameter holding the password (obskit writes it before apply); read ephemerally, never stored in state."
   type        = string
-}
-
-variable "password_version" {
-  description = "Bump to make Terraform send the password again (after rotating the parameter)."
-  type        = number
-  default     = 1
 }
 
 variable "backup_retention_days" {

@@ -33,7 +33,12 @@ output "rds" {
   value       = aws_security_group.this["rds"].id
 }
 
+output "endpoints" {
+  description = "Security group of the VPC interface endpoints."
+  value       = aws_security_group.this["endpoints"].id
+}
+
 output "ids" {
-  description = "Every security group by role (alb, gateway, grafana, loki, mimir, otelcol, rds)."
+  description = "Every security group by role (alb, gateway, grafana, loki, mimir, otelcol, rds, endpoints)."
   value       = { for role, sg in aws_security_group.this : role => sg.id }
 }

@@ -23,9 +23,9 @@ resource "aws_service_discovery_service" "this" {
     }
   }
 
-  health_check_custom_config {
-    failure_threshold = 1
-  }
+  # ECS reports each task's health to Cloud Map (failure_threshold is deprecated in
+  # provider 6.x and always 1).
+  health_check_custom_config {}
 
   tags = var.tags
 }

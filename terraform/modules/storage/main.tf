@@ -138,3 +138,120 @@ resource "aws_s3_bucket_policy" "this" {
   policy     = data.aws_iam_policy_document.tls_only[each.key].json
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
+
+# -- ALB access logs (when the spec turns them on) --------------------------------------
+# A bucket of its own: ALB log delivery supports SSE-S3 only (no KMS key), and the logs
+# expire on their own.
+
+data "aws_elb_service_account" "this" {
+  count = var.access_logs_bucket == null ? 0 : 1
+}
+
+resource "aws_s3_bucket" "access_logs" {
+  count = var.access_logs_bucket == null ? 0 : 1
+
+  # checkov:skip=CKV_AWS_18:This bucket is itself the access-log destination; logging it would need yet another bucket.
+  # checkov:skip=CKV_AWS_144:Access logs are operational data kept for access_logs_days; cross-region replication is not worth doubling them.
+  # checkov:skip=CKV_AWS_145:ALB log delivery supports SSE-S3 only; a KMS key is refused by Elastic Load Balancing.
+  # checkov:skip=CKV2_AWS_62:No consumer needs event notifications for access logs.
+  # checkov:skip=CKV_AWS_21:Log objects are written once and expire; versioning would only keep deleted logs longer.
+  bucket        = var.access_logs_bucket
+  force_destroy = var.force_destroy
+  tags          = merge(var.tags, { Name = var.access_logs_bucket, Purpose = "alb_access_logs" })
+}
+
+resource "aws_s3_bucket_ownership_controls" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  bucket = aws_s3_bucket.access_logs[0].id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  bucket                  = aws_s3_bucket.access_logs[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  bucket = aws_s3_bucket.access_logs[0].id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  bucket = aws_s3_bucket.access_logs[0].id
+
+  rule {
+    id     = "expire-access-logs"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.access_logs_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}
+
+# Elastic Load Balancing writes under alb/AWSLogs/<account>/: the regional ELB account in
+# Regions opened before August 2022, the log-delivery service principal in the others.
+data "aws_iam_policy_document" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  statement {
+    sid       = "ElbLogDelivery"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.access_logs[0].arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+    principals {
+      type        = "AWS"
+      identifiers = [data.aws_elb_service_account.this[0].arn]
+    }
+  }
+  statement {
+    sid       = "ElbLogDeliveryService"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.access_logs[0].arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    }
+  }
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.access_logs[0].arn, "${aws_s3_bucket.access_logs[0].arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "access_logs" {
+  count = length(aws_s3_bucket.access_logs)
+
+  bucket     = aws_s3_bucket.access_logs[0].id
+  policy     = data.aws_iam_policy_document.access_logs[0].json
+  depends_on = [aws_s3_bucket_public_access_block.access_logs]
+}

@@ -12,3 +12,8 @@ output "kms_key_arn" {
   description = "The key that encrypts every bucket (task roles need kms:Decrypt and kms:GenerateDataKey on it)."
   value       = aws_kms_key.this.arn
 }
+
+output "access_logs_bucket" {
+  description = "The ALB access-log bucket (null when there is none)."
+  value       = one(aws_s3_bucket.access_logs[*].bucket)
+}

@@ -20,3 +20,15 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "access_logs_bucket" {
+  description = "Name of a bucket for the ALB's access logs (SSE-S3, expiring), or null for none."
+  type        = string
+  default     = null
+}
+
+variable "access_logs_days" {
+  description = "Days the ALB access logs are kept."
+  type        = number
+  default     = 90
+}
