@@ -461,11 +461,17 @@ def list_rules(spec: Spec, files: Mapping[str, bytes]) -> list[RuleRow]:
 
 def expressions(files: Mapping[str, bytes]) -> Iterable[tuple[str, str, str]]:
     """(where, language, expression) of every query in the rendered alert rules."""
+    for where, lang, expr, _uid in expression_targets(files):
+        yield where, lang, expr
+
+
+def expression_targets(files: Mapping[str, bytes]) -> Iterable[tuple[str, str, str, str]]:
+    """The same with the datasource uid each query runs against."""
     for rel, _grp, rule in provisioned_rules(files):
         for d in rule.get("data", []):
             uid = d.get("datasourceUid", "")
             if uid != EXPRESSION_UID:
-                yield f"{rel} rule '{rule['title']}' query {d['refId']}", query_language(uid), d["model"]["expr"]
+                yield f"{rel} rule '{rule['title']}' query {d['refId']}", query_language(uid), d["model"]["expr"], uid
 
 
 # --------------------------------------------------------------------------- summary

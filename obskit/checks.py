@@ -120,9 +120,15 @@ GRAFANA_VARS = re.compile(r"\$\$?\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*")
 def shipped_queries(files: Mapping[str, bytes]) -> list[tuple[str, str, str]]:
     """(where, language, expression) of every query the kit ships: dashboard targets,
     datasource derived fields and alert rules (stack rules and the spec's)."""
+    return [(where, lang, expr) for where, lang, expr, _uid in shipped_query_targets(files)]
+
+
+def shipped_query_targets(files: Mapping[str, bytes]) -> list[tuple[str, str, str, str]]:
+    """(where, language, expression, datasource uid) of every shipped query. The uid is the
+    one the query runs against (a dashboard's datasource variable stays ``${name}``)."""
     from obskit import alerting
 
-    found: list[tuple[str, str, str]] = []
+    found: list[tuple[str, str, str, str]] = []
     for rel, data in sorted(files.items()):
         if rel.startswith("configs/grafana/dashboards/") and rel.endswith(".json"):
             dash = json.loads(data)
@@ -132,25 +138,31 @@ def shipped_queries(files: Mapping[str, bytes]) -> list[tuple[str, str, str]]:
                     kind = ds.get("type") if isinstance(ds, dict) else None
                     if kind in ("prometheus", "loki") and target.get("expr"):
                         lang = "promql" if kind == "prometheus" else "logql"
-                        found.append((f"{rel} panel '{panel.get('title', '?')}' target {i}", lang, target["expr"]))
+                        found.append((f"{rel} panel '{panel.get('title', '?')}' target {i}", lang, target["expr"],
+                                      str(ds.get("uid", ""))))
             for var in dash.get("templating", {}).get("list", []):
                 query = var.get("query")
                 if var.get("type") == "query" and isinstance(query, dict):
                     query = query.get("query")
                 if var.get("type") == "query" and isinstance(query, str) and not query.startswith("label_values("):
-                    found.append((f"{rel} variable '{var['name']}'", "promql", query))
+                    ds = var.get("datasource") or {}
+                    found.append((f"{rel} variable '{var['name']}'", "promql", query,
+                                  str(ds.get("uid", "")) if isinstance(ds, dict) else ""))
         elif rel.startswith("configs/grafana/provisioning/datasources/"):
             doc = yaml.safe_load(data) or {}
             for ds in doc.get("datasources", []):
                 for field in (ds.get("jsonData") or {}).get("derivedFields", []):
                     if str(field.get("datasourceUid", "")).endswith("-metrics"):
-                        found.append((f"{rel} datasource {ds['uid']} derived field '{field['name']}'", "promql", field["url"]))
+                        found.append((f"{rel} datasource {ds['uid']} derived field '{field['name']}'", "promql",
+                                      field["url"], str(field["datasourceUid"])))
                 for corr in ds.get("correlations") or []:
                     target = (corr.get("config") or {}).get("target") or {}
                     if target.get("expr"):
-                        lang = alerting.query_language(str(corr.get("targetUID", "")))
-                        found.append((f"{rel} datasource {ds['uid']} correlation '{corr.get('label')}'", lang, target["expr"]))
-    found += list(alerting.expressions(files))
+                        uid = str(corr.get("targetUID", ""))
+                        lang = alerting.query_language(uid)
+                        found.append((f"{rel} datasource {ds['uid']} correlation '{corr.get('label')}'", lang,
+                                      target["expr"], uid))
+    found += list(alerting.expression_targets(files))
     return found
 
 
