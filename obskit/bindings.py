@@ -299,7 +299,6 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
         "OBSKIT_GW_SECRETS_DIR": files.get("secrets_dir", "/run/obskit"),
         "OBSKIT_GW_LISTEN_HTTPS": f"{topo.listen}:{topo.port['gateway']['https']}",
         "OBSKIT_GW_LISTEN_HTTP": f"{topo.listen}:{topo.port['gateway']['http']}",
-        "OBSKIT_GW_LISTEN_STATUS": f"{topo.listen}:{topo.port['gateway']['status']}",
         "OBSKIT_GW_PUBLIC_URL": topo.public_url,
         "OBSKIT_GW_LOKI": topo.addr("loki", "http"),
         "OBSKIT_GW_OTELCOL": topo.addr("otelcol", "http"),

@@ -22,7 +22,7 @@ PORTS: dict[str, dict[str, int]] = {
     "mimir": {"http": 8080, "grpc": 9095, "memberlist": 7946},
     "otelcol": {"grpc": 4317, "http": 4318, "health": 13133, "telemetry": 8888, "syslog": 5514},
     "grafana": {"http": 3000},
-    "gateway": {"https": 8443, "http": 8080, "status": 8081},
+    "gateway": {"https": 8443, "http": 8080},
     "postgres": {"postgres": 5432},
     "object-store": {"s3": 9000, "console": 9001},
 }
@@ -121,9 +121,10 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
         "gateway": Component(
             "gateway", "gateway",
             (("templates", "/etc/nginx/templates"),
-             ("entrypoint.d/05-obskit-secrets.sh", "/docker-entrypoint.d/05-obskit-secrets.sh")),
+             ("entrypoint.d/05-obskit-secrets.sh", "/docker-entrypoint.d/05-obskit-secrets.sh"),
+             ("entrypoint.d/25-obskit-syslog-target.sh", "/docker-entrypoint.d/25-obskit-syslog-target.sh")),
             ("nginx", "-c", "/etc/nginx/obskit/nginx.conf", "-g", "daemon off;"),
-            ports("gateway", "https", "http", "status"), "/nginx-health", PORTS["gateway"]["https"], "https",
+            ports("gateway", "https", "http"), "/nginx-health", PORTS["gateway"]["https"], "https",
             health_command=("curl", "-fsSk", "-o", "/dev/null", "https://localhost:8443/nginx-health"),
             stop_timeout=30,
             binaries=("nginx",),
