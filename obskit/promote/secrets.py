@@ -5,8 +5,9 @@ Every parameter is a SecureString under ``/obskit/<project>/<env>/``:
 - *source* values: generated passwords (every gateway user's, Grafana's admin, the
   database's), the gateway CA (certificate and key), and the spec's ``env:`` references;
 - *derived* values, computed from the source values and the spec: the gateway's htpasswd
-  (deterministic: the same passwords give the same bytes) and its server certificate (issued
-  by the CA in SSM for the names the spec gives).
+  and the collector's ready-made ``Authorization`` headers (deterministic: the same
+  passwords give the same bytes) and the gateway's server certificate (issued by the CA in
+  SSM for the names the spec gives).
 
 A promote reads them. It creates a source value only when it is missing, and never replaces
 one: a fresh checkout, or a second machine, promotes the same environment without changing a
@@ -32,7 +33,7 @@ from obskit import bindings, pki
 from obskit.errors import ObskitError, UsageError
 from obskit.promote import cloud
 from obskit.promote.ecs import ssm_parameter, ssm_prefix
-from obskit.secrets import generate_password, gateway_users, htpasswd_line, tls_names
+from obskit.secrets import authorization_header, generate_password, gateway_users, htpasswd_line, is_derived, tls_names
 
 CA_KEY = "gateway-ca-key"  # kept in SSM (no task reads it) so that any checkout can issue certificates
 DERIVED = ("gateway-htpasswd", "gateway-tls-cert", "gateway-tls-key")
@@ -62,7 +63,7 @@ def source_secrets(spec, env_name: str) -> dict[str, bindings.Secret]:
     for secret in bindings.secret_catalogue(spec, env_name).values():
         if secret.ref and secret.ref.startswith("ssm:"):
             continue
-        if secret.name not in DERIVED:
+        if secret.name not in DERIVED and not is_derived(secret.name):
             out[secret.name] = secret
     for secret in gateway_users(spec).values():  # every user's password, used by a service or not
         out.setdefault(secret.name, secret)
@@ -78,9 +79,15 @@ def user_parameters(spec, env_name: str) -> list[str]:
                    if s.ref and s.ref.startswith("ssm:")})
 
 
+def _authorizations(spec, env_name: str) -> list[str]:
+    """The derived ``tenant-<user>-authorization`` secrets the services read."""
+    return sorted(n for n in bindings.secret_catalogue(spec, env_name)
+                  if n.startswith("tenant-") and n.endswith("-authorization") and is_derived(n))
+
+
 def all_parameters(spec, env_name: str) -> list[str]:
     names = [_name(spec, env_name, n) for n in source_secrets(spec, env_name)]
-    names += [_name(spec, env_name, n) for n in DERIVED]
+    names += [_name(spec, env_name, n) for n in (*DERIVED, *_authorizations(spec, env_name))]
     return sorted(names)
 
 
@@ -156,6 +163,9 @@ def _derive(spec, env_name: str, values: Mapping[str, str]) -> dict[str, str]:
     """The derived parameters' values from the source values: htpasswd always; the server
     certificate only when the current one is not for the spec's names or not from the CA."""
     out = {_name(spec, env_name, "gateway-htpasswd"): _htpasswd(spec, env_name, values)}
+    for name in _authorizations(spec, env_name):
+        user = name[len("tenant-"):-len("-authorization")]
+        out[_name(spec, env_name, name)] = authorization_header(user, values[_name(spec, env_name, f"tenant-{user}-password")])
     cert_p, key_p = _name(spec, env_name, "gateway-tls-cert"), _name(spec, env_name, "gateway-tls-key")
     ca = pki.KeyPair(values[_name(spec, env_name, bindings.GATEWAY_CA_CERT.name)], values[_name(spec, env_name, CA_KEY)])
     names = tls_names(spec, env_name)
@@ -229,7 +239,7 @@ def rotate(resolved, env_name: str, name: str, *, environ: Mapping[str, str] | N
     env = resolved.environment(env_name)
     sources = source_secrets(spec, env_name)
     catalogue = bindings.secret_catalogue(spec, env_name)
-    if name in DERIVED:
+    if name in DERIVED or is_derived(name):
         raise UsageError(f"'{name}' is derived from other secrets and the spec",
                          hint="rotate a password (htpasswd follows) or gateway-ca-cert (the server certificate follows)")
     if name in catalogue and catalogue[name].ref and catalogue[name].ref.startswith("ssm:"):

@@ -30,7 +30,6 @@ locals {
     "alb-out-sg-gateway-gateway_https-tcp"      = { role = "alb", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "to the gateway's TLS listener" }
     "gateway-in-sg-alb-gateway_https-tcp"       = { role = "gateway", ingress = true, kind = "sg", peer = "alb", port = var.ports.gateway_https, protocol = "tcp", description = "from the ALB" }
     "gateway-in-sg-otelcol-gateway_https-tcp"   = { role = "gateway", ingress = true, kind = "sg", peer = "otelcol", port = var.ports.gateway_https, protocol = "tcp", description = "pushes from the collector" }
-    "gateway-in-sg-otelcol-gateway_status-tcp"  = { role = "gateway", ingress = true, kind = "sg", peer = "otelcol", port = var.ports.gateway_status, protocol = "tcp", description = "stub_status scrapes from the collector" }
     "gateway-in-sg-grafana-gateway_https-tcp"   = { role = "gateway", ingress = true, kind = "sg", peer = "grafana", port = var.ports.gateway_https, protocol = "tcp", description = "queries from Grafana's datasources" }
     "gateway-out-sg-loki-loki_http-tcp"         = { role = "gateway", ingress = false, kind = "sg", peer = "loki", port = var.ports.loki_http, protocol = "tcp", description = "to Loki" }
     "gateway-out-sg-mimir-mimir_http-tcp"       = { role = "gateway", ingress = false, kind = "sg", peer = "mimir", port = var.ports.mimir_http, protocol = "tcp", description = "to the Mimir replicas" }
@@ -63,10 +62,11 @@ locals {
     "otelcol-in-sg-gateway-otelcol_http-tcp"    = { role = "otelcol", ingress = true, kind = "sg", peer = "gateway", port = var.ports.otelcol_http, protocol = "tcp", description = "OTLP intake from the gateway" }
     "otelcol-in-sg-gateway-otelcol_syslog-udp"  = { role = "otelcol", ingress = true, kind = "sg", peer = "gateway", port = var.ports.otelcol_syslog, protocol = "udp", description = "the gateway's access logs (syslog)" }
     "otelcol-out-sg-gateway-gateway_https-tcp"  = { role = "otelcol", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "pushes through the gateway" }
-    "otelcol-out-sg-gateway-gateway_status-tcp" = { role = "otelcol", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_status, protocol = "tcp", description = "scrapes nginx stub_status" }
     "otelcol-out-sg-loki-loki_http-tcp"         = { role = "otelcol", ingress = false, kind = "sg", peer = "loki", port = var.ports.loki_http, protocol = "tcp", description = "scrapes Loki's metrics" }
     "otelcol-out-sg-mimir-mimir_http-tcp"       = { role = "otelcol", ingress = false, kind = "sg", peer = "mimir", port = var.ports.mimir_http, protocol = "tcp", description = "scrapes Mimir's metrics" }
     "otelcol-out-sg-grafana-grafana-tcp"        = { role = "otelcol", ingress = false, kind = "sg", peer = "grafana", port = var.ports.grafana, protocol = "tcp", description = "scrapes Grafana's metrics" }
+    "otelcol-in-self-x-otelcol_telemetry-tcp"   = { role = "otelcol", ingress = true, kind = "self", peer = "", port = var.ports.otelcol_telemetry, protocol = "tcp", description = "its own metrics, scraped by name (another task of the service during a deploy)" }
+    "otelcol-out-self-x-otelcol_telemetry-tcp"  = { role = "otelcol", ingress = false, kind = "self", peer = "", port = var.ports.otelcol_telemetry, protocol = "tcp", description = "scrapes its own metrics by name" }
     "rds-in-sg-grafana-postgres-tcp"            = { role = "rds", ingress = true, kind = "sg", peer = "grafana", port = var.ports.postgres, protocol = "tcp", description = "from Grafana only" }
 
     # On Fargate the image pull, the secrets and the awslogs driver use the task's own
