@@ -47,11 +47,13 @@ _SHELL = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-
 # Variables a component reads straight from its environment, not through its files.
 CONSUMED_DIRECTLY = {
     "grafana": re.compile(r"^GF_"),
-    "postgres": re.compile(r"^POSTGRES_"),
-    "object-store": re.compile(r"^MINIO_"),
+    "postgres": re.compile(r"^(POSTGRES_|PGDATA$)"),
+    # MinIO in compose; in the process runtime obskit itself reads these to start its S3 API.
+    "object-store": re.compile(r"^(MINIO_|S3_)"),
 }
 # Shell variables of the gateway's entrypoint script that are its own, not bindings.
-SCRIPT_LOCALS = {"dir", "worker"}
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)=", re.M)
+_OPTIONAL = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):-")
 
 
 def referenced_vars(rel: str, text: str) -> set[str]:
@@ -70,7 +72,9 @@ def referenced_vars(rel: str, text: str) -> set[str]:
         return {a or b for a, b in _GRAFANA.findall(text) if not (a or b).startswith("__")}
     if component == "gateway":
         if rel.endswith(".sh"):
-            return {a or b for a, b in _SHELL.findall(text)} - SCRIPT_LOCALS
+            # A script's own variables and those it gives a default (${X:-d}) need no binding.
+            names = {a or b for a, b in _SHELL.findall(text)}
+            return names - set(_ASSIGNED.findall(text)) - set(_OPTIONAL.findall(text))
         return {a or b for a, b in _SHELL.findall(text) if (a or b).startswith("OBSKIT_")}
     return set()
 
