@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import random
 import struct
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from obskit.loadgen.content import BodyMaker
 
@@ -81,6 +80,10 @@ class _RecordEncoder:
         self.attrs: dict[tuple[str, str, int], bytes] = {}
 
     def variant(self, sev_num: int, sev_text: str, body: str, method: str, route: str, status: int) -> LogVariant:
+        return LogVariant(*self.pieces(sev_num, sev_text, body, method, route, status))
+
+    def pieces(self, sev_num: int, sev_text: str, body: str, method: str, route: str, status: int) -> tuple[bytes, bytes]:
+        """(head, tail) of a record: what goes before and after its 8 timestamp bytes."""
         sev = self.sev.get((sev_num, sev_text))
         if sev is None:
             sev = self.sev[(sev_num, sev_text)] = varint(2 << 3) + varint(sev_num) + field(3, sev_text.encode())
@@ -93,11 +96,10 @@ class _RecordEncoder:
         b = body.encode()
         value = b"\x0a" + _len(len(b)) + b  # AnyValue.string_value
         rest = sev + b"\x2a" + _len(len(value)) + value + attrs  # LogRecord.body (5), attributes (6)
-        return LogVariant(head=b"\x12" + _len(9 + len(rest)) + b"\x09", tail=rest)
+        return b"\x12" + _len(9 + len(rest)) + b"\x09", rest
 
 
-@dataclass(frozen=True)
-class LogVariant:
+class LogVariant(NamedTuple):
     head: bytes  # tag and length of the LogRecord, then the time field's tag
     tail: bytes  # everything after the 8 timestamp bytes
 
@@ -137,18 +139,14 @@ class LogStream:
             fresh = n if self.realistic else 0
         fresh = min(fresh, n)
         if fresh:
-            make, encode = self.maker.make, self.encoder.variant
+            make, encode = self.maker.make, self.encoder.pieces
             for k in range(fresh):
-                v = encode(*make())
+                head, tail = v = encode(*make())
                 variants[(i + k) % nv] = v
-                parts.append(v.head)
-                parts.append(_PACK_Q(ts + k))
-                parts.append(v.tail)
+                parts += (head, _PACK_Q(ts + k), tail)
         for k in range(fresh, n):
-            v = variants[(i + k) % nv]
-            parts.append(v.head)
-            parts.append(_PACK_Q(ts + k))
-            parts.append(v.tail)
+            head, tail = variants[(i + k) % nv]
+            parts += (head, _PACK_Q(ts + k), tail)
         self.i = (i + n) % nv
         self.next_ns = ts + n
         return b"".join(parts)
