@@ -55,3 +55,46 @@ def test_a_destroy_plan_names_the_database_and_the_key_and_ignores_data_sources(
 def test_something_that_is_not_a_plan_is_refused():
     with pytest.raises(PlanFormatError, match="not the JSON of a Terraform plan"):
         check({"resource_changes": []}, allow_data_loss=False)
+
+
+def _change(address: str, rtype: str, actions: list[str], before: dict | None = None) -> dict:
+    return {"address": address, "mode": "managed", "type": rtype, "change": {"actions": actions, "before": before}}
+
+
+def test_destroying_a_protected_database_or_alb_is_refused_before_apply():
+    from obskit.promote.safety import check_protection
+
+    doc = {"format_version": "1.2", "resource_changes": [
+        _change("module.rds.aws_rds_cluster.this", "aws_rds_cluster", ["delete"], {"deletion_protection": True}),
+        _change("module.load_balancer.aws_lb.this", "aws_lb", ["delete"], {"enable_deletion_protection": True}),
+        _change("module.ecs.aws_ecs_cluster.this", "aws_ecs_cluster", ["delete"], {}),
+    ]}
+    with pytest.raises(PlanRefused) as info:
+        check_protection(doc, "prod")
+    text = str(info.value)
+    assert "module.rds.aws_rds_cluster.this: set environments.prod.deletion_protection.database: false" in text
+    assert "module.load_balancer.aws_lb.this: set environments.prod.deletion_protection.load_balancer: false" in text
+    doc["resource_changes"][0]["change"]["before"]["deletion_protection"] = False
+    doc["resource_changes"][1]["change"]["before"]["enable_deletion_protection"] = False
+    check_protection(doc, "prod")  # off in the state: the destroy may go ahead
+
+
+def test_a_destroyed_database_names_its_final_snapshot():
+    doc = {"format_version": "1.2", "resource_changes": [_change(
+        "module.rds.aws_rds_cluster.this", "aws_rds_cluster", ["delete"],
+        {"skip_final_snapshot": False, "final_snapshot_identifier": "obskit-prod-grafana-final-20261201101010"})]}
+    (loss,) = check(doc, allow_data_loss=True)
+    assert loss.what.endswith("would be destroyed; its final snapshot obskit-prod-grafana-final-20261201101010 is kept")
+
+
+def test_the_ecr_pre_step_may_only_create_or_update_repositories():
+    from obskit.promote.safety import check_scoped
+
+    ok = {"format_version": "1.2", "resource_changes": [
+        _change('module.ecr.aws_ecr_repository.this["obskit-prod/loki"]', "aws_ecr_repository", ["create"]),
+        _change("data.aws_caller_identity.current", "aws_caller_identity", ["read"])]}
+    check_scoped(ok, "module.ecr.")
+    for bad in (_change("module.network.aws_vpc.this", "aws_vpc", ["create"]),
+                _change('module.ecr.aws_ecr_repository.this["obskit-prod/old"]', "aws_ecr_repository", ["delete"])):
+        with pytest.raises(PlanRefused, match=bad["address"].replace("[", r"\[").replace("]", r"\]")):
+            check_scoped({"format_version": "1.2", "resource_changes": [*ok["resource_changes"], bad]}, "module.ecr.")

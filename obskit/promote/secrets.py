@@ -239,7 +239,7 @@ def rotate(resolved, env_name: str, name: str, *, environ: Mapping[str, str] | N
     env = resolved.environment(env_name)
     sources = source_secrets(spec, env_name)
     catalogue = bindings.secret_catalogue(spec, env_name)
-    if name in DERIVED or is_derived(name):
+    if name in DERIVED or name in _authorizations(spec, env_name):
         raise UsageError(f"'{name}' is derived from other secrets and the spec",
                          hint="rotate a password (htpasswd follows) or gateway-ca-cert (the server certificate follows)")
     if name in catalogue and catalogue[name].ref and catalogue[name].ref.startswith("ssm:"):
