@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Mapping
 
 import yaml
 
-from obskit import bindings
+from obskit import values
 from obskit.spec.model import (
     AlertRule,
     EmailContact,
@@ -215,22 +215,22 @@ def rules_document(spec: Spec, rules: list[AlertRule] | None = None) -> dict:
 
 
 def contact_var(contact: str, field: str) -> str:
-    return f"OBSKIT_CONTACT_{bindings.envname(contact)}_{field.upper()}"
+    return f"OBSKIT_CONTACT_{values.envname(contact)}_{field.upper()}"
 
 
-def _bind(value: str, contact: str, field: str, out: dict[str, bindings.Binding]) -> str:
+def _bind(value: str, contact: str, field: str, out: dict[str, values.Binding]) -> str:
     """Bind a contact-point value (a secret reference, or a plain URL) to a variable."""
     var = contact_var(contact, field)
     if value.startswith(("env:", "ssm:")):
-        out[var] = bindings.Secret(f"contact-{contact}-{field.replace('_', '-')}", value)
+        out[var] = values.Secret(f"contact-{contact}-{field.replace('_', '-')}", value)
     else:
         out[var] = value
     return "$" + var
 
 
-def contact_bindings(spec: Spec) -> dict[str, bindings.Binding]:
+def contact_bindings(spec: Spec) -> dict[str, values.Binding]:
     """Grafana's variables for the contact points and the mail server."""
-    out: dict[str, bindings.Binding] = {}
+    out: dict[str, values.Binding] = {}
     _contact_points(spec, out)
     smtp = spec.alerting.smtp
     if smtp is not None:
@@ -243,11 +243,11 @@ def contact_bindings(spec: Spec) -> dict[str, bindings.Binding]:
         if smtp.user:
             out["GF_SMTP_USER"] = smtp.user
         if smtp.password:
-            out["GF_SMTP_PASSWORD"] = bindings.Secret("smtp-password", smtp.password)
+            out["GF_SMTP_PASSWORD"] = values.Secret("smtp-password", smtp.password)
     return dict(sorted(out.items()))
 
 
-def _settings(contact, env: dict[str, bindings.Binding]) -> dict:
+def _settings(contact, env: dict[str, values.Binding]) -> dict:
     name = contact.name
     if isinstance(contact, EmailContact):
         return {"addresses": ";".join(contact.addresses), "singleEmail": contact.single_email,
@@ -278,7 +278,7 @@ def _settings(contact, env: dict[str, bindings.Binding]) -> dict:
     raise TypeError(contact)  # pragma: no cover - the model admits no other type
 
 
-def _contact_points(spec: Spec, env: dict[str, bindings.Binding]) -> list[dict]:
+def _contact_points(spec: Spec, env: dict[str, values.Binding]) -> list[dict]:
     return [
         {
             "orgId": ORG_ID,
@@ -450,7 +450,7 @@ def rules_in(files: Mapping[str, bytes], uid_tenants: Mapping[str, str]) -> list
 def uid_tenants(spec: Spec) -> dict[str, str]:
     return {
         datasource_uid(spec, tenant, kind): tenant
-        for tenant in bindings.tenant_names(spec)
+        for tenant in values.tenant_names(spec)
         for kind in ("logs", "metrics")
     }
 
@@ -493,12 +493,9 @@ class AlertingSummary:
         }
 
 
-def summary(resolved, env_name: str) -> AlertingSummary:
-    """What Grafana will be given: every rule (stack and spec), contact point and route."""
-    from obskit.render import render
-
-    spec = resolved.spec
-    files = render(resolved, env_name)
+def summary(spec: Spec, files: Mapping[str, bytes]) -> AlertingSummary:
+    """What Grafana will be given, read back from the rendered ``files``: every rule (stack
+    and spec), contact point and route."""
     contacts = [{"name": c.name, "type": c.type} for c in spec.alerting.contact_points]
     routes: list[dict] = []
     policy = spec.alerting.policy

@@ -14,89 +14,15 @@ and ``process`` (each component as a process on 127.0.0.1, no Docker: ``obskit u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping
 
 from obskit import components as component_facts
+from obskit.alerting import contact_bindings
+from obskit.values import Binding, Local, Output, Secret, Service, envname, tenant_names  # noqa: F401 (re-exported)
 from obskit.spec.model import AwsEnvironment, ComposeEnvironment, ProcessEnvironment, Spec
 
 
-@dataclass(frozen=True, order=True)
-class Secret:
-    """A secret, by name. ``ref`` is set when the spec points at it (env:VAR / ssm:/path)."""
-
-    name: str
-    ref: str | None = None
-
-    @property
-    def env_var(self) -> str:
-        """The variable that carries it in a compose run (from the process environment)."""
-        if self.ref and self.ref.startswith("env:"):
-            return self.ref[4:]
-        return "OBSKIT_SECRET_" + envname(self.name)
-
-    def to_json(self) -> dict[str, str]:
-        out = {"secret": self.name}
-        if self.ref:
-            out["ref"] = self.ref
-        return out
-
-
-@dataclass(frozen=True, order=True)
-class Output:
-    """A value known only once the environment is deployed (a Terraform output)."""
-
-    name: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"output": self.name}
-
-
-@dataclass(frozen=True, order=True)
-class Local:
-    """A value only the machine that runs a process environment knows: ``run_dir`` (the
-    run folder, with ``rel`` appended), ``user`` (who runs it: nginx's worker user) or
-    ``nginx_resolve`` (``resolve`` where the nginx on PATH parses it). Rendering stays pure;
-    the process runtime fills these in when it starts the stack."""
-
-    what: str
-    rel: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {"local": self.what + (f"/{self.rel}" if self.rel else "")}
-
-
-Binding = Union[str, Secret, Output, Local]
-
-
-@dataclass(frozen=True)
-class Service:
-    """One running service: which component's configs it uses and its environment."""
-
-    name: str
-    component: str
-    env: Mapping[str, Binding]
-
-    def to_json(self) -> dict:
-        return {
-            "component": self.component,
-            "env": {
-                k: (v.to_json() if isinstance(v, (Secret, Output, Local)) else {"value": v})
-                for k, v in sorted(self.env.items())
-            },
-        }
-
-
-def envname(name: str) -> str:
-    """``mimir-1`` -> ``MIMIR_1``: a name usable inside an environment variable."""
-    return name.upper().replace("-", "_").replace(".", "_")
-
-
 # --------------------------------------------------------------------------- secrets
-
-
-def tenant_names(spec: Spec) -> list[str]:
-    """User tenants, then the operators' tenant."""
-    return [t.name for t in spec.tenants] + [spec.operators.tenant]
 
 
 def tenant_password(tenant: str, role: str) -> Secret:
@@ -282,8 +208,6 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     for tenant in tenants:
         grafana[f"OBSKIT_{envname(tenant)}_READ_USER"] = f"{tenant}-read"
         grafana[f"OBSKIT_{envname(tenant)}_READ_PASSWORD"] = tenant_password(tenant, "read")
-    from obskit.alerting import contact_bindings
-
     grafana |= contact_bindings(spec)
     out["grafana"] = Service("grafana", "grafana", grafana)
 
@@ -562,33 +486,3 @@ def binding_table(spec: Spec, env_name: str) -> dict:
         "kind": env.kind,
         "services": {name: svc.to_json() for name, svc in services(spec, env_name).items()},
     }
-
-
-def resolve_env(
-    service: Service,
-    values: Mapping[str, str],
-    outputs: Mapping[str, str] | None = None,
-    local: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """A service's environment with every secret (and output, and local value) resolved.
-
-    ``values`` maps secret names to values (a secret store's content); env: references
-    are read from the process environment by :func:`obskit.secrets.resolve`.
-    """
-    from obskit.secrets import resolve
-
-    out: dict[str, str] = {}
-    for key, binding in service.env.items():
-        if isinstance(binding, Secret):
-            out[key] = resolve(binding, values)
-        elif isinstance(binding, Output):
-            if outputs is None or binding.name not in outputs:
-                raise KeyError(f"deploy-time output {binding.name} is not known yet")
-            out[key] = outputs[binding.name]
-        elif isinstance(binding, Local):
-            if local is None or binding.what not in local:
-                raise KeyError(f"local value {binding.what} is known only to the process runtime")
-            out[key] = local[binding.what] + (f"/{binding.rel}" if binding.rel else "")
-        else:
-            out[key] = binding
-    return out

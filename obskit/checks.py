@@ -6,7 +6,7 @@
 - the compose file passes ``docker compose config`` with every variable interpolated;
 - the gateway passes ``nginx -t`` with loopback bindings and throwaway certificates;
 - every PromQL expression the kit ships passes ``promtool``;
-- ``loki -verify-config``, ``mimir -print.config`` and ``otelcol-contrib validate`` run
+- ``loki -verify-config``, ``mimir -print.config`` and the collector's ``validate`` run
   on the rendered configs when those binaries are on PATH.
 
 A tool that is not installed gives a ``skip`` with the reason, never a silent pass.
@@ -343,19 +343,25 @@ def check_nginx(loop) -> CheckResult:
     return CheckResult("nginx -t", "pass", "gateway config is valid (loopback bindings)")
 
 
+# Each component's own config check, run on the rendered file with the process bindings.
 BINARY_CHECKS = {
-    "loki": lambda loop: ["loki", f"-config.file={loop.config('loki', 'loki.yaml')}", "-config.expand-env=true", "-verify-config"],
-    "mimir": lambda loop: ["mimir", f"-config.file={loop.config('mimir', 'mimir.yaml')}", "-config.expand-env=true", "-print.config"],
-    "otelcol-contrib": lambda loop: ["otelcol-contrib", "validate", f"--config={loop.config('otelcol', 'config.yaml')}"],
+    "loki": lambda exe, loop: [exe, f"-config.file={loop.config('loki', 'loki.yaml')}", "-config.expand-env=true", "-verify-config"],
+    "mimir": lambda exe, loop: [exe, f"-config.file={loop.config('mimir', 'mimir.yaml')}", "-config.expand-env=true", "-print.config"],
+    "otelcol": lambda exe, loop: [exe, "validate", f"--config={loop.config('otelcol', 'config.yaml')}"],
 }
-BINARY_SERVICE = {"loki": "loki", "mimir": "mimir-1", "otelcol-contrib": "otelcol"}
+BINARY_SERVICE = {"loki": "loki", "mimir": "mimir-1", "otelcol": "otelcol"}
 
 
-def check_binary(tool: str, loop) -> CheckResult:
-    name = f"{tool} config check"
-    if which(tool) is None:
-        return CheckResult(name, "skip", f"{tool} is not on PATH")
-    result = run(BINARY_CHECKS[tool](loop), env=loop.env[BINARY_SERVICE[tool]], check=False, timeout=120)
+def check_binary(component: str, loop) -> CheckResult:
+    from obskit.components import components
+
+    programs = components(loop.spec.grafana.sub_path)[component].binaries
+    exe = next(filter(None, map(which, programs)), None)
+    name = f"{programs[0]} config check"
+    if exe is None:
+        return CheckResult(name, "skip", f"{' or '.join(programs)} is not on PATH")
+    name = f"{Path(exe).name} config check"
+    result = run(BINARY_CHECKS[component](exe, loop), env=loop.env[BINARY_SERVICE[component]], check=False, timeout=120)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
         return CheckResult(name, "fail", f"exit {result.returncode}: {tail}")
@@ -368,7 +374,7 @@ def check_binary(tool: str, loop) -> CheckResult:
 def image_problems(files: Mapping[str, bytes]) -> list[str]:
     """Each component Dockerfile builds FROM its pinned base and copies only what was
     rendered under configs/ (the one folder the build context's .dockerignore admits)."""
-    from obskit.promote import images
+    from obskit import images
 
     problems = []
     dockerfiles = sorted(rel for rel in files if rel.startswith("images/") and rel.endswith("/Dockerfile"))

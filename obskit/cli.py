@@ -592,8 +592,10 @@ def alerts() -> None:
 def alerts_list(obj: Ctx, env_name: str, sets, as_json: bool) -> None:
     """Every alert rule (obskit's stack rules and yours), then where notifications go."""
     from obskit.alerting import summary
+    from obskit.render import render
 
-    result = summary(obj.load(sets), env_name)
+    resolved = obj.load(sets)
+    result = summary(resolved.spec, render(resolved, env_name))
     _out(result.to_json(), as_json, _print_alerts)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obskit import bindings
-from obskit.secrets import SecretStore
+from obskit.secrets import SecretStore, resolve_env
 from obskit.spec.model import EPHEMERAL_PORTS, PROCESS_PORT_BLOCK, ProcessEnvironment, Spec
 from obskit.tools import nginx
 
@@ -135,7 +135,7 @@ def plan(
     if s3_secret_key is not None:
         values["object-store-secret-key"] = s3_secret_key
     local = local_values(workdir)
-    resolved = {name: bindings.resolve_env(svc, values, local=local) for name, svc in table.items()}
+    resolved = {name: resolve_env(svc, values, local=local) for name, svc in table.items()}
     if s3_endpoint is not None:
         for svc_env in resolved.values():
             if "S3_ENDPOINT" in svc_env:

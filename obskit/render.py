@@ -31,7 +31,7 @@ from typing import Mapping
 
 from obskit import __version__, alerting, bindings
 from obskit.components import components
-from obskit.promote import images
+from obskit import images
 from obskit.resources import data_root
 from obskit.spec.load import ResolvedSpec
 from obskit.spec.model import ComposeEnvironment, Spec, Tenant

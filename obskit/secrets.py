@@ -190,3 +190,31 @@ def compose_environment(spec: Spec, env_name: str, store: Mapping[str, str]) -> 
     for secret in bindings.secret_catalogue(spec, env_name).values():
         out[secret.env_var] = resolve(secret, store)
     return out
+
+
+def resolve_env(
+    service: bindings.Service,
+    values: Mapping[str, str],
+    outputs: Mapping[str, str] | None = None,
+    local: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A service's environment with every secret (and output, and local value) resolved.
+
+    ``values`` maps secret names to values (a secret store's content); env: references
+    are read from the process environment by :func:`resolve`.
+    """
+    out: dict[str, str] = {}
+    for key, binding in service.env.items():
+        if isinstance(binding, bindings.Secret):
+            out[key] = resolve(binding, values)
+        elif isinstance(binding, bindings.Output):
+            if outputs is None or binding.name not in outputs:
+                raise KeyError(f"deploy-time output {binding.name} is not known yet")
+            out[key] = outputs[binding.name]
+        elif isinstance(binding, bindings.Local):
+            if local is None or binding.what not in local:
+                raise KeyError(f"local value {binding.what} is known only to the process runtime")
+            out[key] = local[binding.what] + (f"/{binding.rel}" if binding.rel else "")
+        else:
+            out[key] = binding
+    return out

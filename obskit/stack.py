@@ -262,7 +262,7 @@ def build_images(project: Project, env_name: str, files: Files, *, on_progress=N
     from the rendered environment ``files`` (written to the environment folder, the build
     context), FROM its pinned image by digest, tagged as the compose file names it.
     Returns component -> local tag; nothing (and no build) with ``mount``."""
-    from obskit.promote import images
+    from obskit import images
     from obskit.render import component_hashes
     from obskit.tools import docker
 

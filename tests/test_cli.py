@@ -63,7 +63,7 @@ def test_init_writes_a_commented_valid_starter(run_obskit, tmp_path):
                     "gateway:", "object_store:", "environments:", "kind: compose", "#   kind: aws"):
         assert section in text, section
     resolved = load_spec(path, environ={})
-    assert list(resolved.spec.environments) == ["local"]
+    assert list(resolved.spec.environments) == ["local", "process"]
     # the commented AWS example becomes valid once uncommented
     prod = next(i for i, line in enumerate(lines) if line.startswith("  # prod:"))
     uncommented = "\n".join(
@@ -135,7 +135,7 @@ def test_bad_input_is_one_message_exit_2_and_writes_nothing(run_obskit, tmp_path
 def test_unknown_environment_exit_2(run_obskit, tmp_path):
     proc = run_obskit("render", "--env", "staging")
     assert proc.returncode == 2
-    assert "unknown environment 'staging' (declared: local)" in proc.stderr
+    assert "unknown environment 'staging' (declared: local, process)" in proc.stderr
     assert not (tmp_path / ".obskit").exists()
 
 

@@ -6,6 +6,8 @@ image delivery must name the very tags `obskit promote` pushes."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -13,7 +15,7 @@ import yaml
 
 from obskit import loopback
 from obskit.promote.ecs import tfvars
-from obskit.promote.images import DOCKERIGNORE, copies, image_plans, local_image
+from obskit.images import DOCKERIGNORE, copies, image_plans, local_image
 from obskit.render import component_hashes, render, write_environment
 from obskit.secrets import compose_environment
 from obskit.spec.load import load_spec
@@ -90,11 +92,13 @@ def test_image_delivery_names_the_tags_promote_pushes():
     services = yaml.safe_load(local["compose/docker-compose.yaml"])["services"]
     plans = image_plans(resolved.spec, "prod", prod, component_hashes(prod))
     pushed = tfvars(resolved.spec, "prod", plans, component_hashes(prod), "123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+    ecs_images = {svc["component"]: json.loads(svc["container_definitions"])[0]["image"]
+                  for svc in pushed["services"].values()}
     for service, component in COMPONENT_SERVICES.items():
         image = services[service]["image"]
         assert image == local_image(resolved.spec, plans[component]), service
         # Same content tag locally and in ECR: the same Dockerfile over the same bytes.
-        assert image.rsplit(":", 1)[1] == pushed["images"][component].rsplit(":", 1)[1], service
+        assert image.rsplit(":", 1)[1] == ecs_images[component].rsplit(":", 1)[1], service
         assert services[service]["build"] == {"context": "..", "dockerfile": f"images/{component}/Dockerfile"}
         assert not compose_mounts(services[service]), service
     # The default (mount) delivery names the upstream images and builds nothing; and the

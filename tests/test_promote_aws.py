@@ -187,7 +187,7 @@ def test_container_definitions_are_accepted_by_the_ecs_api(aws):
     import json
 
     from obskit.promote.ecs import tfvars
-    from obskit.promote.images import image_plans
+    from obskit.images import image_plans
     from obskit.render import component_hashes, render
 
     from conftest import REPO

@@ -13,7 +13,7 @@ import yaml
 from obskit import bindings
 from obskit.bindings import PORTS
 from obskit.promote.ecs import SSM_ARN, tfvars
-from obskit.promote.images import image_plans
+from obskit.images import image_plans
 from obskit.render import component_hashes, render
 from obskit.spec.load import load_spec
 

@@ -24,7 +24,7 @@ import hcl2
 import pytest
 
 from obskit.promote.ecs import tfvars as render_tfvars
-from obskit.promote.images import image_plans
+from obskit.images import image_plans
 from obskit.render import component_hashes, render
 from obskit.spec.load import load_spec
 

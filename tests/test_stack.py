@@ -226,4 +226,4 @@ def test_up_refuses_an_aws_environment(run_obskit, aws_spec):
     proc = run_obskit("up", "--env", "prod", cwd=aws_spec.parent)
     assert proc.returncode in (2, 3)  # 3 when no engine answers first; 2 names the kind
     if proc.returncode == 2:
-        assert "is aws, not a local compose stack" in proc.stderr
+        assert "is aws: it runs on AWS, not here" in proc.stderr and "obskit promote --env prod" in proc.stderr

@@ -12,7 +12,7 @@ import json
 
 from obskit import bindings
 from obskit.promote.components import components
-from obskit.promote.images import ImagePlan
+from obskit.images import ImagePlan
 from obskit.spec.model import AwsEnvironment, Spec
 
 SSM_ARN = "__OBSKIT_SSM_ARN__"

@@ -29,9 +29,9 @@ from typing import Callable
 from obskit import bindings
 from obskit.errors import ObskitError
 from obskit.promote import cloud, ecs, safety
-from obskit.promote import images
+from obskit import images
 from obskit.promote import secrets as ssm_secrets
-from obskit.promote.images import image_plans
+from obskit.images import image_plans
 from obskit.promote.preflight import require, run_checks
 from obskit.render import component_hashes, render, write_environment
 from obskit.tools import terraform as tf

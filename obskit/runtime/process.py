@@ -32,6 +32,7 @@ from obskit import bindings, loopback
 from obskit.components import Component, Probe, component_of, components
 from obskit.errors import ObskitError, UsageError
 from obskit.spec.model import ProcessEnvironment, Spec
+from obskit.secrets import resolve_env
 from obskit.tools.compose import ServiceState
 
 LOG_LINES_ON_FAILURE = 30
@@ -274,7 +275,7 @@ class ProcessRuntime:
         plans = []
         for name in services:
             kind = component_of(name)
-            env = bindings.resolve_env(table[name], values, local=local)
+            env = resolve_env(table[name], values, local=local)
             prog = programs[name]
             if kind in comps:
                 comp = comps[kind]

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from obskit.project import Project
-from obskit.promote.images import copies
+from obskit.images import copies
 from obskit.render import component_hashes, render
 from obskit.spec.load import load_spec
 from obskit.stack import build_images, ensure_rendered
