@@ -244,7 +244,7 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
     """Start the local stack, health-gated, then prove it with `verify`."""
     from rich.console import Console
 
-    from obskit.verify import cases_for, run_verify
+    from obskit.verify import cases_for_endpoints, run_verify
 
     if images:
         sets = (*sets, f"environments.{env_name or 'local'}.config_delivery=image")
@@ -266,7 +266,7 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
     if not no_verify:
         ep = rt.endpoints()
         outcomes = run_verify(
-            ep, cases_for(project.spec, skip_grafana=not ep.has_grafana), deadline_seconds=project.spec.verify.deadline_seconds,
+            ep, cases_for_endpoints(project.spec, ep), deadline_seconds=project.spec.verify.deadline_seconds,
             on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
         )
     if as_json:
@@ -635,13 +635,13 @@ def _print_alerts(data: dict) -> None:
 def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool) -> None:
     """Prove a running stack end to end: push, query back, isolation, Grafana."""
     from obskit import stack
-    from obskit.verify import cases_for, outcomes_json, report, run_verify
+    from obskit.verify import cases_for_endpoints, outcomes_json, report, run_verify
 
     project = _project(obj, sets)
     ep = stack.endpoints(project, env_name)
     echo = None if as_json else (lambda o: click.echo(
         f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}"))
-    outcomes = run_verify(ep, cases_for(project.spec, kinds or None, skip_grafana=not ep.has_grafana),
+    outcomes = run_verify(ep, cases_for_endpoints(project.spec, ep, kinds or None),
                           deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
     if as_json:
         click.echo(outcomes_json(outcomes))

@@ -368,4 +368,5 @@ def endpoints(project: Project, env_name: str):
         contact_points=contacts,
         metric_suffixes=project.spec.mimir.otel_metric_suffixes,
         has_grafana=not (isinstance(env, ProcessEnvironment) and "grafana" in env.skip),
+        has_mimir=not (isinstance(env, ProcessEnvironment) and "mimir" in env.skip),
     )

@@ -90,12 +90,14 @@ class ObskitStack:
     def query_metrics(self, promql: str, tenant: str | None = None) -> list:
         from obskit.verify import query_metrics
 
+        if not self.endpoints.has_mimir:
+            raise RuntimeError("this obskit stack runs without Mimir (no mimir program is installed): no metrics to query")
         return query_metrics(self.endpoints, tenant or self.endpoints.tenants[0], promql)
 
     def verify(self, kinds: Sequence[str] | None = None):
-        from obskit.verify import cases_for, run_verify
+        from obskit.verify import cases_for_endpoints, run_verify
 
-        return run_verify(self.endpoints, cases_for(self.spec, kinds, skip_grafana=not self.endpoints.has_grafana),
+        return run_verify(self.endpoints, cases_for_endpoints(self.spec, self.endpoints, kinds),
                           deadline_seconds=self.spec.verify.deadline_seconds)
 
     def close(self) -> None:
@@ -215,9 +217,10 @@ def start_process_stack(spec: str | os.PathLike | None = None, *, sets: Sequence
                         env_name: str = "process", attempts: int = 3) -> ObskitStack:
     """The stack as processes on a free block of loopback ports, in a private folder.
 
-    Without a ``grafana`` program on PATH the stack runs without Grafana (its checks are
-    left out and ``stack.endpoints.has_grafana`` is False); any other missing program
-    raises NoBinaries. A start that loses a port race is retried on another block.
+    Without a ``grafana`` or ``mimir`` program on PATH the stack runs without it (its checks
+    are left out, and ``stack.endpoints.has_grafana`` / ``has_mimir`` say so, with a warning);
+    any other missing program raises NoBinaries. A start that loses a port race is retried
+    on another block.
     """
     from obskit.loopback import free_block
     from obskit.project import Project
@@ -228,10 +231,17 @@ def start_process_stack(spec: str | os.PathLike | None = None, *, sets: Sequence
     base_sets = [*sets, f"environments.{env_name}.kind=process"]
     resolved = load_spec(spec, sets=base_sets)
     env = resolved.environment(env_name)
-    try:
-        find_programs(resolved.spec, env_name, env, ["grafana"])
-    except MissingBinaries:
-        base_sets.append(f"environments.{env_name}.skip=[grafana]")
+    absent = []
+    for optional in ("grafana", "mimir"):
+        try:
+            find_programs(resolved.spec, env_name, env, [optional])
+        except MissingBinaries:
+            absent.append(optional)
+    if absent:
+        import warnings
+
+        warnings.warn(f"obskit_stack runs without {' and '.join(absent)}: not installed", stacklevel=2)
+        base_sets.append(f"environments.{env_name}.skip=[{','.join(absent)}]")
     last: BaseException | None = None
     for _ in range(attempts):
         resolved = load_spec(spec, sets=[*base_sets, f"environments.{env_name}.base_port={free_block()}"])

@@ -138,7 +138,7 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
         raise MissingBinaries(
             "the process runtime is missing " + ("a program" if len(missing) == 1 else f"{len(missing)} programs")
             + ":\n" + "\n".join("  " + line for line in missing),
-            hint=f"install them, or leave Grafana out with environments.{env_name}.skip: [grafana]",
+            hint=f"install them, or leave Grafana (or Mimir) out with environments.{env_name}.skip: [grafana]",
         )
     return found
 
@@ -244,7 +244,7 @@ class ProcessRuntime:
     def services(self) -> list[str]:
         """Every service this environment runs, in start order."""
         table = bindings.services(self.spec, self.env_name)
-        names = [n for n in table if n not in self.env.skip]
+        names = [n for n in table if component_of(n) not in self.env.skip]
         return sorted(names, key=lambda n: (WAVES[component_of(n)], n))
 
     def log_path(self, service: str) -> Path:

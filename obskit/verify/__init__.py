@@ -38,6 +38,7 @@ class Endpoints:
     rule_uids: list[str] = field(default_factory=list)  # provisioned alert rules
     contact_points: list[str] = field(default_factory=list)  # provisioned contact point names
     has_grafana: bool = True  # False where the environment runs without Grafana (process runtime's skip)
+    has_mimir: bool = True  # False where it runs without Mimir (a logs-only process stack)
 
     def auth(self, tenant: str, role: str) -> tuple[str, str]:
         user = f"{tenant}-{role}"
@@ -95,12 +96,19 @@ def builtin_cases() -> list[VerifyCase]:
     return [VerifyCase.model_validate(c) for c in yaml.safe_load(text)["cases"]]
 
 
-def cases_for(spec: Spec, kinds: Iterable[str] | None = None, *, skip_grafana: bool = False) -> list[VerifyCase]:
+METRIC_KINDS = frozenset({"metrics", "isolation_metrics", "promql"})
+
+
+def cases_for(spec: Spec, kinds: Iterable[str] | None = None, *, skip_grafana: bool = False,
+              skip_metrics: bool = False) -> list[VerifyCase]:
     """Built-in cases then the spec's, optionally only some kinds; without Grafana's checks
-    where the stack runs without Grafana."""
+    where the stack runs without Grafana, and without metric checks where it runs without
+    Mimir."""
     cases = builtin_cases() + list(spec.verify.cases)
     if skip_grafana:
         cases = [c for c in cases if not c.kind.startswith("grafana")]
+    if skip_metrics:
+        cases = [c for c in cases if c.kind not in METRIC_KINDS]
     if kinds is not None:
         wanted = set(kinds)
         cases = [c for c in cases if c.kind in wanted]
@@ -408,6 +416,11 @@ class Runner:
                 raise CheckFailed("not loaded: " + ", ".join(missing)) from None
             raise
         return f"{len(self.ep.rule_uids)} alert rules and {len(self.ep.contact_points)} contact points loaded"
+
+
+def cases_for_endpoints(spec: Spec, ep: Endpoints, kinds: Iterable[str] | None = None) -> list[VerifyCase]:
+    """The cases that apply to the stack behind ``ep`` (what it runs)."""
+    return cases_for(spec, kinds, skip_grafana=not ep.has_grafana, skip_metrics=not ep.has_mimir)
 
 
 def run_verify(ep: Endpoints, cases: Sequence[VerifyCase], *, deadline_seconds: int = 60,
