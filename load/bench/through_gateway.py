@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmark: does a flooding tenant hurt a quiet one at the gateway?
+"""Benchmark: a scenario through the real gateway, with the default limits.
 
-The `noisy-neighbour` scenario, run by obskit's generator through the real rendered nginx
-gateway (TLS, per-tenant auth, the default per-tenant limit of 50 requests/s, burst 200),
-with Loki's and every Mimir replica's port answered by one counting sink
-(obskit.loadgen.sink) on 127.0.0.1. No Docker: the backends are the sink, so this shows
-the gateway's isolation, not Loki's or Mimir's.
+A scenario (default `noisy-neighbour`), its times scaled to ``--duration``, run by obskit's
+generator through the real rendered nginx gateway (TLS, per-tenant auth, the default
+per-tenant limit of 50 requests/s, burst 200), with Loki's and every Mimir replica's port
+answered by one counting sink (obskit.loadgen.sink) on 127.0.0.1. No Docker: the backends
+are the sink, so this shows what the gateway and its limits do, not Loki or Mimir.
 
-The quiet tenant (apps) sends steadily for the whole run; sandbox floods in the second
-half at 6 times its limit. The report compares apps' accepted rate and latency in the
-seconds before the flood with the seconds during it (the scenario's `isolation` windows),
-and writes the report and its plots next to the results.
+- noisy-neighbour: the quiet tenant (apps) sends steadily for the whole run; sandbox floods
+  in the second half at 6 times its limit. The report compares apps' accepted rate and
+  latency before and during the flood (the scenario's `isolation` windows).
+- ramp, spike: where offered parts from accepted, and what the 429s and their retries do
+  to latency measured from due time.
 
-    python load/bench/isolation.py [--duration 60] [--no-write]
+    python load/bench/through_gateway.py [--scenario noisy-neighbour] [--duration 60] [--no-write]
 
-Writes load/bench/results/isolation.md and load/bench/results/isolation/*.png unless
---no-write. Needs nginx.
+Writes load/bench/results/gateway-<scenario>.md and load/bench/results/gateway-<scenario>/*.png
+unless --no-write. Needs nginx.
 """
 
 from __future__ import annotations
@@ -46,14 +47,16 @@ def scaled(sc, duration: float):
     for t in data["tenants"]:
         for sig in ("logs", "points"):
             t[sig] = [{"at": f"{float(str(p['at']).rstrip('s')) * k:g}s", "rate": p["rate"]} for p in t[sig]]
-    iso = data["isolation"]
-    for w in ("baseline", "during"):
-        iso[w] = [f"{float(str(x).rstrip('s')) * k:g}s" for x in iso[w]]
+    iso = data.get("isolation")
+    if iso:
+        for w in ("baseline", "during"):
+            iso[w] = [f"{float(str(x).rstrip('s')) * k:g}s" for x in iso[w]]
     return Scenario.model_validate(data)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default="noisy-neighbour")
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--no-write", action="store_true")
     ns = ap.parse_args()
@@ -70,7 +73,7 @@ def main() -> None:
     from obskit.spec.load import load_spec
     from obskit.tools import nginx
 
-    sc = scaled(load_scenario("noisy-neighbour"), ns.duration)
+    sc = scaled(load_scenario(ns.scenario), ns.duration)
     tmp = Path(tempfile.mkdtemp(prefix="obskit-isolation-"))
     resolved = load_spec(None, environ={}, use_default_file=False)
     write_environment(render(resolved, "local"), tmp / "env")
@@ -104,45 +107,40 @@ def main() -> None:
     print(text)
     if ns.no_write:
         return
-    out = HERE / "results" / "isolation"
+    name = f"gateway-{sc.name}"
+    out = HERE / "results" / name
     files = report_mod.write(report, out)
     (out / "report.json").unlink()  # the numbers that matter are in the markdown; the JSON is large
-    iso = report["isolation"]
-    rows = []
-    for which in ("baseline", "during"):
-        w = iso["windows"][which]
-        for signal in ("logs", "metrics"):
-            m = w[signal]
-            rows.append(f"| {which} ({w['from_s']:g}-{w['to_s']:g} s) | {signal} | {m['accepted_per_s']:,.0f} | "
-                        f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} |")
-    flood = report["tenants"]["sandbox"]
     lines = [
-        "# Isolation at the gateway: noisy-neighbour through nginx into a counting sink",
+        f"# {sc.name} through the gateway into a counting sink",
         "",
-        f"Machine: {cpu_model()}, {os.cpu_count()} cores (shared with the generator, nginx and the sink); "
-        f"Python {platform.python_version()}; {ns.duration:g} s run, 2 generator workers.",
-        "Method: `load/bench/isolation.py` runs `load/scenarios/noisy-neighbour.yaml` (times scaled to the run)",
-        "through the rendered gateway with the default limits (50 requests/s, burst 200 per tenant); Loki's",
-        "and Mimir's ports are one counting sink, so this shows the gateway's isolation, not the backends'.",
-        "Latency is from when each batch was due.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores (shared with the generator, nginx, the sink and other work); "
+        f"Python {platform.python_version()}; {ns.duration:g} s run (the scenario's times scaled to it), "
+        "2 generator workers.",
+        f"Method: `load/bench/through_gateway.py --scenario {sc.name}` runs `load/scenarios/{sc.name}.yaml` through the",
+        "rendered gateway with the default limits (50 requests/s, burst 200 per tenant); Loki's and Mimir's ports",
+        "are one counting sink, so this shows the gateway and its limits, not the backends. Latency is from when",
+        "each batch was due.",
         "",
-        f"The flood (sandbox, second half only): {flood['requests_per_s']} requests/s offered over the "
-        f"{flood['active_seconds']} s it flooded, {flood['times_limit']}x its limit of {flood['limit_requests_per_s']}/s.",
-        "",
-        "| apps, window | signal | accepted/s | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|",
-        *rows,
-        "",
-        "Change during the flood: " + ", ".join(f"{k} {v:+.1%}" for k, v in iso["changes"].items())
-        + f" -> {'within' if iso['within_tolerance'] else 'NOT within'} {iso['tolerance']:.0%}.",
-        "",
-        "```",
-        text,
-        "```",
-        "",
-        "Plots: " + ", ".join(f"`results/isolation/{p.name}`" for p in files if p.suffix == ".png"),
     ]
-    (HERE / "results" / "isolation.md").write_text("\n".join(lines) + "\n")
+    for tenant, t in report["tenants"].items():
+        if "times_limit" in t:
+            lines.append(f"- {tenant}: {t['requests_per_s']} requests/s offered over the {t['active_seconds']} s it had "
+                         f"load, {t['times_limit']}x its limit of {t['limit_requests_per_s']}/s.")
+    iso = report["isolation"]
+    if iso:
+        lines += ["", "| apps, window | signal | accepted/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|"]
+        for which in ("baseline", "during"):
+            w = iso["windows"][which]
+            for signal in ("logs", "metrics"):
+                m = w[signal]
+                lines.append(f"| {which} ({w['from_s']:g}-{w['to_s']:g} s) | {signal} | {m['accepted_per_s']:,.0f} | "
+                             f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} |")
+        lines += ["", "Change during the flood: " + ", ".join(f"{k} {v:+.1%}" for k, v in iso["changes"].items())
+                  + f" -> {'within' if iso['within_tolerance'] else 'NOT within'} {iso['tolerance']:.0%}."]
+    lines += ["", "```", text, "```", "",
+              "Plots: " + ", ".join(f"`results/{name}/{p.name}`" for p in files if p.suffix == ".png")]
+    (HERE / "results" / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def write(report: dict, out_dir: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- plots
 
-COLORS = {"accepted": "#2e7d32", "rejected": "#ef6c00", "failed": "#c62828", "not_sent": "#9e9e9e",
+COLORS = {"accepted": "#2e7d32", "rejected": "#ef6c00", "failed": "#c62828", "not_sent": "#7e57c2",
           "target": "#212121", "offered": "#1565c0", "retries": "#6a1b9a",
           "p50": "#1565c0", "p99": "#ef6c00", "max": "#c62828"}
 
@@ -215,7 +215,7 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     unit = {"logs": "log records / s", "metrics": "data points / s"}
 
     # Throughput: a panel per signal (and tenant), stacked outcomes under target and offered.
-    fig, axes = plt.subplots(len(signals), len(tenants), figsize=(6.5 * len(tenants), 3.6 * len(signals)),
+    fig, axes = plt.subplots(len(signals), len(tenants), figsize=(max(9.5, 6.5 * len(tenants)), 3.6 * len(signals)),
                              squeeze=False, sharex=True)
     for i, signal in enumerate(signals):
         for j, tenant in enumerate(tenants):
@@ -232,9 +232,10 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
             layers = [(k, [r[k] for r in rows]) for k in ("accepted", "rejected", "failed", "not_sent")]
             ax.stackplot(t, *[v for _, v in layers], colors=[COLORS[k] for k, _ in layers], alpha=0.55,
                          labels=["accepted", "rejected", "failed", "not sent"], step=None)
-            # target drawn wide and pale under offered, so both show where they agree
-            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linewidth=5, alpha=0.25, label="target")
-            ax.plot(t, [r["offered"] for r in rows], color=COLORS["offered"], linewidth=1.6, label="offered")
+            # offered solid, target dashed on top of it: where they agree, both still show
+            ax.plot(t, [r["offered"] for r in rows], color=COLORS["offered"], linewidth=2.4, label="offered")
+            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linewidth=1.3, linestyle=(0, (4, 3)),
+                    label="target")
             ax.set_ylim(bottom=0)
             ax.set_xlim(0, report["duration_s"])
             if any(r["retries"] for r in rows):
@@ -255,7 +256,7 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     out.append(_save(fig, out_dir / "throughput.png"))
 
     # Latency: a panel per tenant; p50, p99 and max from when each batch was due.
-    fig, axes = plt.subplots(1, len(tenants), figsize=(6.5 * len(tenants), 4.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(tenants), figsize=(max(9.5, 6.5 * len(tenants)), 4.2), squeeze=False, sharey=True)
     widths = {"max": 1.0, "p99": 2.2, "p50": 2.2}  # p99 drawn over a thin max: both show when they meet
     for j, tenant in enumerate(tenants):
         ax = axes[0][j]
@@ -287,7 +288,7 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     # Freshness: a panel per tenant, from zero; failed probes marked.
     fresh = report["freshness"]
     ftenants = sorted(fresh) or ["(no probes)"]
-    fig, axes = plt.subplots(1, len(ftenants), figsize=(6.5 * len(ftenants), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(ftenants), figsize=(max(9.5, 6.5 * len(ftenants)), 3.8), squeeze=False, sharey=True)
     top = max([s["seconds"] for t in fresh.values() for d in t.values() for s in d["samples"]
                if s["seconds"] is not None] + [1.0])
     for j, tenant in enumerate(ftenants):

@@ -16,7 +16,8 @@ from typing import Callable
 from obskit.loadgen.scenario import Scenario, seconds
 from obskit.loadgen.worker import Target, Task, WorkerPlan, work
 
-SPAWN_GRACE_S = 1.5
+READY_TIMEOUT_S = 120.0  # for every worker process to start and set up
+START_DELAY_S = 0.3  # from the last worker being ready to the start of the schedule
 
 
 def plan_workers(scenario: Scenario, target: Target, run_id: str, workers: int, tenants: dict[str | None, str],
@@ -158,12 +159,26 @@ def run(
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     stop_mp = ctx.Event()
-    start_at = time.time() + SPAWN_GRACE_S + 0.2 * workers
-    plans = plan_workers(scenario, target, run_id, workers, tenants, start_at)
-    live = Live(started=start_at, duration=scenario.duration_s)
-    procs = [ctx.Process(target=work, args=(plan, queue, stop_mp), daemon=True) for plan in plans]
+    start = ctx.Value("d", 0.0)
+    plans = plan_workers(scenario, target, run_id, workers, tenants, 0.0)
+    procs = [ctx.Process(target=work, args=(plan, queue, stop_mp, start), daemon=True) for plan in plans]
     for p in procs:
         p.start()
+    # Every worker set up (imports, content pools) before the clock starts: the schedule
+    # must not begin while a process is still starting.
+    ready: set[int] = set()
+    deadline = time.time() + READY_TIMEOUT_S
+    while len(ready) < len(plans) and time.time() < deadline:
+        try:
+            kind, index, _ = queue.get(timeout=0.25)
+            if kind == "ready":
+                ready.add(index)
+        except queue_mod.Empty:
+            if not any(p.is_alive() for p in procs):
+                break
+    start_at = time.time() + START_DELAY_S
+    start.value = start_at
+    live = Live(started=start_at, duration=scenario.duration_s)
     probe_stop = threading.Event()
     probe_threads = []
     if probes is not None:

@@ -20,6 +20,7 @@ the first attempt, is kept separately. Totals go into HDR histograms.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import http.client
 import math
@@ -196,7 +197,7 @@ class Lane:
         self.index = index
         self.conn = Connection(target)
         self.sources = sources
-        self.src_i = 0
+        self.src_i = index * 8  # lanes that share the log streams start at different ones
         self.inbox: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
 
 
@@ -411,11 +412,22 @@ class TaskSender:
                     stats.messages[message] = stats.messages.get(message, 0) + 1
 
 
-def work(plan: WorkerPlan, queue, stop_event=None) -> None:
-    """Run one worker's tasks; report to ``queue`` every half second and once at the end."""
+def work(plan: WorkerPlan, queue, stop_event=None, start=None) -> None:
+    """Run one worker's tasks; report to ``queue`` every half second and once at the end.
+
+    With ``start`` (a shared double), the worker says "ready" once it is set up and waits
+    for the coordinator to write the common start time there, so that a slow process start
+    never makes the first batches late."""
     stop = threading.Event()
     stats = {task.key: Stats() for task in plan.tasks}
     senders = [TaskSender(plan, t, stats[t.key], stop) for t in plan.tasks]
+    if start is not None:
+        queue.put(("ready", plan.index, None))
+        while start.value == 0 and not (stop_event is not None and stop_event.is_set()):
+            time.sleep(0.005)
+        plan = dataclasses.replace(plan, start_at=start.value)
+        for sender in senders:
+            sender.plan = plan
     while time.time() < plan.start_at:
         time.sleep(min(0.01, max(0.0, plan.start_at - time.time())))
     threads = [threading.Thread(target=s.run, daemon=True) for s in senders]
