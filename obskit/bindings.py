@@ -98,7 +98,7 @@ class Topology:
     ephemeral_storage: bool = False
     # The collector's host metrics: which receivers (a YAML list the collector expands) and
     # the name its series carry as `instance`.
-    host_receivers: str = "[hostmetrics]"
+    host_receivers: str = "[host_metrics]"
     host_name: "Binding" = "localhost"
 
     def addr(self, service: str, port: str) -> str:

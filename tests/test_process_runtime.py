@@ -103,7 +103,7 @@ def test_process_bindings_are_pure_and_name_local_values():
     table = json.loads(files["bindings.json"])["services"]
     assert table["loki"]["env"]["LOKI_DATA_DIR"] == {"local": "run_dir/data/loki"}
     assert table["gateway"]["env"]["OBSKIT_GW_USER"] == {"local": "user"}
-    assert table["otelcol"]["env"]["OTELCOL_HOST_RECEIVERS"] == {"value": "[hostmetrics]"}
+    assert table["otelcol"]["env"]["OTELCOL_HOST_RECEIVERS"] == {"value": "[host_metrics]"}
     assert render(resolved, "process") == files  # deterministic
     assert str(Path.cwd()) not in files["bindings.json"].decode()
 
@@ -277,9 +277,8 @@ def test_collector_components_match_the_rendered_config():
     import yaml
 
     go = (REPO / "collector" / "components.go").read_text()
-    registered = set()
-    for pkg in re.findall(r"(\w+)\.NewFactory\(\)", go):
-        registered.add(pkg)
+    # Component factories (the collector's own telemetry factory is not a config component).
+    registered = set(re.findall(r"(\w+)\.NewFactory\(\)", go)) - {"otelconftelemetry"}
     resolved = load_spec(None, environ={}, use_default_file=False)
     files = render(resolved, "process")
     doc = yaml.safe_load(files["configs/otelcol/config.yaml"])
@@ -289,7 +288,7 @@ def test_collector_components_match_the_rendered_config():
             used.add(name.split("/")[0])
     # Go package names of the factories, by config type.
     package_of = {"otlp": "otlpreceiver", "prometheus": "prometheusreceiver", "udp_log": "udplogreceiver",
-                  "hostmetrics": "hostmetricsreceiver", "awsecscontainermetrics": "awsecscontainermetricsreceiver",
+                  "host_metrics": "hostmetricsreceiver", "awsecscontainermetrics": "awsecscontainermetricsreceiver",
                   "memory_limiter": "memorylimiterprocessor", "batch": "batchprocessor", "resource": "resourceprocessor",
                   "otlp_http": "otlphttpexporter", "health_check": "healthcheckextension"}
     assert used <= set(package_of), f"the config uses types this test does not know: {used - set(package_of)}"
@@ -326,9 +325,10 @@ def test_collector_config_validates_runs_and_exports_the_names_dashboards_query(
         metrics_url = f"http://127.0.0.1:{plan.ports['otelcol']['telemetry']}/metrics"
         deadline = time.monotonic() + 60
         text = ""
-        # With no gateway listening, exports fail: the failure counters appear too.
-        wanted = ("otelcol_process_cpu_seconds", "otelcol_process_memory_rss", "otelcol_exporter_send_failed_metric_points",
-                  "otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity", "otelcol_receiver_accepted_metric_points")
+        # Host metrics and self-scrapes flow in; with no gateway listening they queue for retry.
+        wanted = ("otelcol_process_cpu_seconds", "otelcol_process_memory_rss", "otelcol_exporter_queue_size",
+                  "otelcol_exporter_queue_capacity", "otelcol_receiver_accepted_metric_points",
+                  "otelcol_receiver_refused_metric_points")
         while time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "otelcol.log").read_text()[-3000:]
             try:
@@ -346,8 +346,10 @@ def test_collector_config_validates_runs_and_exports_the_names_dashboards_query(
         # counter that only appears on its first event, listed here with why).
         from obskit.checks import shipped_queries
 
-        lazy = {"otelcol_receiver_refused_log_records", "otelcol_receiver_refused_metric_points",
-                "otelcol_exporter_send_failed_log_records", "otelcol_exporter_enqueue_failed_log_records",
+        # Counters that appear with their first event: log records once a log arrives; send
+        # and enqueue failures once an export gives up or a queue overflows.
+        lazy = {"otelcol_receiver_refused_log_records", "otelcol_exporter_send_failed_log_records",
+                "otelcol_exporter_send_failed_metric_points", "otelcol_exporter_enqueue_failed_log_records",
                 "otelcol_exporter_enqueue_failed_metric_points"}
         import re
 

@@ -230,20 +230,20 @@ def test_collector_scrapes_every_stack_component_into_the_operators_tenant(local
     # collector sees a host, ECS task metadata on Fargate), into the operators' tenant.
     assert pipelines["metrics/host"]["receivers"] == "${env:OTELCOL_HOST_RECEIVERS}"
     assert pipelines["metrics/host"]["exporters"] == ["otlp_http/ops"]
-    cpu = cfg["receivers"]["hostmetrics"]["scrapers"]["cpu"]["metrics"]
+    cpu = cfg["receivers"]["host_metrics"]["scrapers"]["cpu"]["metrics"]
     assert cpu["system.cpu.utilization"]["enabled"] is True  # off by default upstream
     # Every receiver, processor and exporter a pipeline names is declared, and every
     # declared one is used (the collector refuses unknown ones); the host receivers are
     # used through the binding, which names one of them in every environment.
     used = {kind: {c for p in pipelines.values() for c in ([p[kind]] if isinstance(p[kind], str) else p[kind])}
             for kind in ("receivers", "processors", "exporters")}
-    used["receivers"] = (used["receivers"] - {"${env:OTELCOL_HOST_RECEIVERS}"}) | {"hostmetrics", "awsecscontainermetrics"}
+    used["receivers"] = (used["receivers"] - {"${env:OTELCOL_HOST_RECEIVERS}"}) | {"host_metrics", "awsecscontainermetrics"}
     for kind, names in used.items():
         assert names == set(cfg[kind]), kind
     bindings = json.loads(local_files["bindings.json"])["services"]["otelcol"]["env"]
     assert bindings["OTELCOL_SCRAPE_LOKI"] == {"value": "loki:3100"}
     assert bindings["OTELCOL_SCRAPE_GRAFANA"] == {"value": "grafana:3000"}
-    assert bindings["OTELCOL_HOST_RECEIVERS"] == {"value": "[hostmetrics]"}
+    assert bindings["OTELCOL_HOST_RECEIVERS"] == {"value": "[host_metrics]"}
     # The operators' tenant keeps exact Prometheus names whatever the user tenants use.
     runtime = yaml.safe_load(local_files["configs/mimir/runtime.yaml"])
     assert runtime["overrides"]["ops"] == {"otel_metric_suffixes_enabled": False}
