@@ -38,6 +38,18 @@ def _otelcol() -> str:
     pytest.skip("no otelcol-obskit on PATH: build it with collector/build.sh DIR (CI does)")
 
 
+@pytest.fixture
+def tmp_path(tmp_path_factory):
+    """A folder every user may enter: as root, the private Postgres runs as the postgres
+    user, which cannot enter pytest's own (0700) temporary folders."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="obskit-proc-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _project(tmp_path: Path, *sets: str) -> Project:
     root = tmp_path / "proj"
     root.mkdir(exist_ok=True)
@@ -47,10 +59,10 @@ def _project(tmp_path: Path, *sets: str) -> Project:
     return Project.of(resolved, root=root)
 
 
-def _no_process_left(pids: list[int], programs: list[str]) -> list[int]:
+def _no_process_left(pids: list[int], ticks: list[int]) -> list[int]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        left = [p for p, prog in zip(pids, programs) if _alive(p, prog)]
+        left = [p for p, t in zip(pids, ticks) if _alive(p, t)]
         if not left:
             return []
         time.sleep(0.1)
@@ -218,7 +230,7 @@ def test_up_status_logs_down_keeps_data_and_stops_everything(tmp_path):
 
         recorded = json.loads((rt.processes.run_dir / "state.json").read_text())["services"]
         assert rt.down()
-        left = _no_process_left([r["pid"] for r in recorded.values()], [r["program"] for r in recorded.values()])
+        left = _no_process_left([r["pid"] for r in recorded.values()], [r["ticks"] for r in recorded.values()])
         assert left == [], f"still running after down: {left}"
         assert rt.status() == []
 
@@ -262,7 +274,7 @@ def test_ctrl_c_during_up_leaves_nothing_running(tmp_path):
     out, err = proc.communicate(timeout=180)
     assert proc.returncode != 0
     assert "Traceback" not in err, err
-    left = _no_process_left([r["pid"] for r in recorded.values()], [r["program"] for r in recorded.values()])
+    left = _no_process_left([r["pid"] for r in recorded.values()], [r["ticks"] for r in recorded.values()])
     assert left == [], f"still running after Ctrl-C: {left}"
     assert json.loads(state_file.read_text())["services"] == {}
 

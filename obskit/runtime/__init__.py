@@ -168,6 +168,8 @@ class ProcessStack:
         }
         if "grafana" in env.skip:
             del out["grafana"]
+        if "mimir" in env.skip:
+            del out["mimir (remote write, query)"]
         return out
 
 

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -199,28 +200,32 @@ class Running:
     program: str
     fingerprint: str
     started: float
+    ticks: int = 0  # the kernel's start time of the process: a reused PID has another
 
     def alive(self) -> bool:
-        return _alive(self.pid, self.program)
+        return _alive(self.pid, self.ticks)
 
 
-def _alive(pid: int, program: str) -> bool:
-    """Whether ``pid`` is still the process we started (not a reused PID, not a zombie)."""
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22),
+    or None when there is no such process or it is a zombie (reaped here if it is ours)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return None
+    if fields[0] == "Z":
         try:
-            os.waitpid(pid, os.WNOHANG)  # our own child that exited: reap it
+            os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        return False
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return True  # another user's process: its /proc/PID/stat exists, trust the PID
-    return Path(exe.replace(" (deleted)", "")).name == Path(program).name or Path(exe).resolve() == Path(program).resolve()
+        return None
+    return int(fields[19])
+
+
+def _alive(pid: int, ticks: int) -> bool:
+    """Whether ``pid`` is still the process that was started (not exited, not a reused PID)."""
+    now = _start_ticks(pid)
+    return now is not None and (not ticks or now == ticks)
 
 
 class ProcessRuntime:
@@ -390,7 +395,7 @@ class ProcessRuntime:
                 p.argv, env={**_base_env(), **p.env}, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.run_dir, start_new_session=True, user=p.user, group=p.group,
             )
-        return Running(proc.pid, p.argv[0], p.fingerprint(), time.time())
+        return Running(proc.pid, p.argv[0], p.fingerprint(), time.time(), _start_ticks(proc.pid) or 0)
 
     def _wait_ready(self, batch: list[ServicePlan], state: dict[str, Running], deadline: float,
                     on_progress) -> None:
@@ -558,7 +563,9 @@ def _probes_pass(session: requests.Session, probes) -> bool:
             continue
         try:
             # The gateway's certificate is checked by verify; readiness only asks whether it answers.
-            r = session.get(url, headers=headers, timeout=2, verify=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = session.get(url, headers=headers, timeout=2, verify=False)
         except requests.RequestException:
             return False
         if r.status_code not in accept:
@@ -603,12 +610,12 @@ def _init_postgres(p: ServicePlan, spec: Spec, run_dir: Path, values: dict[str, 
     socket_dir = run_dir / "postgres-socket"
     socket_dir.mkdir(parents=True, exist_ok=True)
     bindir = Path(p.argv[0]).parent
+    data.mkdir(parents=True, exist_ok=True)
     if p.user is not None:
         os.chown(socket_dir, p.user, p.group)
         _check_reachable(data.parent, p.user)
     if (data / "PG_VERSION").exists():
         return
-    data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o700)
     pwfile = run_dir / ".pgpass-init"
     pwfile.write_text(p.env["POSTGRES_PASSWORD"] + "\n")
