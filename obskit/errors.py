@@ -4,8 +4,26 @@ Every error a user can cause or meet derives from :class:`ObskitError`. The CLI 
 ``str(error)`` (one clear message plus a hint) and exits with ``error.exit_code``; a
 traceback is shown only with ``--debug``.
 
-Exit codes: 1 generic failure, 2 bad input (spec, arguments), 3 Docker engine missing,
-4 an external tool failed.
+Exit codes (the README's table is the same):
+
+====  =====================================================================================
+0     success
+1     a generic failure: a service failed its healthcheck, a check or verify case failed,
+      or an unexpected error (the message asks for a report; ``--debug`` shows the traceback)
+2     bad input: the spec (file, environment variable or ``--set``), a command-line
+      argument, an output folder obskit may not write, or this machine's setup (AWS
+      profile, credentials, region; a host port already taken)
+3     no Docker engine answers, or programs the process runtime needs are missing
+4     an external tool or service failed or refused (nginx, promtool, terraform, docker,
+      an AWS API)
+5     a load run could not reach or count through the gateway (``obskit load``)
+6     configs drift between two environments (``obskit parity``)
+7     a promote plan would lose data and ``--allow-data-loss`` was not given
+130   interrupted (Ctrl-C or SIGTERM)
+====  =====================================================================================
+
+With ``--json`` a failing command also prints one JSON object on stdout:
+``{"ok": false, "error": ..., "hint": ..., "exit_code": ...}``; the text goes to stderr.
 """
 
 from __future__ import annotations
@@ -77,6 +95,17 @@ class UsageError(ObskitError):
     """Bad command-line usage that click itself cannot detect."""
 
     exit_code = 2
+
+
+class OutputError(ObskitError):
+    """obskit may not, or cannot, write an output folder: it is not obskit's, is not a
+    folder, or the file system refused (read-only, full, ...). Nothing was replaced."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: object = None, hint: str | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        super().__init__(message, hint=hint)
 
 
 class EnvironmentNotFound(SpecError):

@@ -31,7 +31,15 @@ class Project:
         return self.root / STATE_DIR
 
     def env_dir(self, env_name: str) -> Path:
-        return self.state_dir / "env" / env_name
+        """The rendered environment's folder. A render that was killed between its two
+        renames left it missing with its previous content beside it: that is put back here,
+        so every command that reads the folder finds it."""
+        path = self.state_dir / "env" / env_name
+        if not path.exists():
+            from obskit.render import recover
+
+            recover(path)
+        return path
 
     def compose_file(self, env_name: str) -> Path:
         return self.env_dir(env_name) / "compose" / "docker-compose.yaml"

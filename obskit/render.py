@@ -20,6 +20,7 @@ failed render never leaves a half-written environment behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Mapping
 
 from obskit import __version__, alerting, bindings
 from obskit.components import components
+from obskit.errors import OutputError
 from obskit import images
 from obskit.resources import data_root
 from obskit.spec.load import ResolvedSpec
@@ -204,39 +206,280 @@ def read_stamp(path: Path) -> dict | None:
         return None
 
 
-def write_environment(files: Files, dest: Path) -> WriteResult:
-    """Write a rendered environment atomically: temp folder, then swap.
+# A test hook, not an interface: with OBSKIT_TEST_PAUSE_AT=<step>, write_environment prints
+# "obskit-test-paused-at <step>" on stderr and stops itself (SIGSTOP) at that step, so a
+# test can SIGKILL it exactly there. Steps, in order: writing (half the files written),
+# written (the new folder complete), moved-old (the old render moved aside, the new one
+# not yet in place), swapped (the new render in place, the old one not yet deleted).
+PAUSE_ENV = "OBSKIT_TEST_PAUSE_AT"
 
-    ``dest`` is replaced whole; it only ever holds rendered output (data lives in docker
-    volumes or cloud storage, secrets in .obskit/secrets/).
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    old_stamp = read_stamp(dest) or {}
-    old_files = old_stamp.get("files", {})
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.render-", dir=dest.parent))
+_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "a file is larger than the file system allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way",
+    errno.EXDEV: "the folders are on different file systems",
+    errno.ENAMETOOLONG: "the path is too long",
+    errno.ELOOP: "the path has a symbolic-link loop",
+    errno.ENOENT: "a part of the path does not exist",
+    errno.EISDIR: "a folder is in the way",
+}
+
+
+def _cause(exc: OSError) -> str:
+    return _CAUSES.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
+
+
+def _pause(step: str) -> None:
+    if os.environ.get(PAUSE_ENV) == step:
+        import signal
+        import sys
+
+        sys.stderr.write(f"obskit-test-paused-at {step}\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def is_rendered_folder(path: Path) -> bool:
+    """True when ``path`` holds a render of obskit's: a stamp listing its files."""
+    stamp = read_stamp(path)
+    return isinstance(stamp, dict) and isinstance(stamp.get("files"), dict) and "obskit_version" in stamp
+
+
+def _foreign_entries(path: Path, stamp: dict) -> list[str]:
+    """What a rendered folder holds beyond what its stamp lists (someone else's files)."""
+    listed = set(stamp.get("files", {})) | {"stamp.json"}
+    dirs = {str(Path(rel).parent) for rel in listed} | {
+        p.as_posix() for rel in listed for p in Path(rel).parents
+    }
+    foreign = []
+    for root, subdirs, names in os.walk(path):
+        rel_root = Path(root).relative_to(path)
+        for name in names:
+            rel = (rel_root / name).as_posix()
+            if rel not in listed:
+                foreign.append(rel)
+        for name in list(subdirs):
+            rel = (rel_root / name).as_posix()
+            if rel not in dirs or os.path.islink(os.path.join(root, name)):
+                foreign.append(rel + ("" if os.path.islink(os.path.join(root, name)) else "/"))
+                subdirs.remove(name)
+    return sorted(foreign)
+
+
+def _check_replaceable(dest: Path) -> None:
+    """Refuse to replace anything but a folder obskit rendered, or an empty one."""
+    if not os.path.lexists(dest):
+        return
+    if not dest.is_dir():
+        raise OutputError(f"cannot render into {dest}: it is a file, not a folder", path=dest,
+                          hint="give --out a folder that does not exist yet, is empty, or holds an earlier render")
+    stamp = read_stamp(dest)
+    if not is_rendered_folder(dest):
+        try:
+            empty = not any(os.scandir(dest))
+        except OSError as exc:
+            raise OutputError(f"cannot read the output folder {dest}: {_cause(exc)}", path=dest) from None
+        if empty:
+            return
+        raise OutputError(
+            f"refusing to render into {dest}: it holds files that obskit did not render "
+            "(no stamp.json of obskit's), and rendering replaces the whole folder",
+            path=dest,
+            hint="give --out a new or empty folder (obskit only replaces a folder it rendered itself)",
+        )
+    foreign = _foreign_entries(dest, stamp)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(
+            f"refusing to render into {dest}: it holds files its render did not write ({shown}), "
+            "and rendering replaces the whole folder",
+            path=dest,
+            hint="move those files elsewhere first; the rendered folder is obskit's alone",
+        )
+
+
+def _resolve_dest(dest: Path) -> Path:
+    """The absolute output folder; never the current folder or one that holds it."""
     try:
-        for rel, data in files.items():
-            target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            os.chmod(target, 0o755 if rel.endswith(EXECUTABLE_SUFFIXES) else 0o644)
-        os.chmod(tmp, 0o755)
-        backup = None
-        if dest.exists():
-            backup = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, backup)
-        os.replace(tmp, dest)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        real = Path(os.path.realpath(dest))
+    except OSError as exc:  # pragma: no cover - realpath rarely raises
+        raise OutputError(f"cannot use {dest} as the output folder: {_cause(exc)}", path=dest) from None
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    if real.parent == real or (cwd is not None and (cwd == real or real in cwd.parents)):
+        raise OutputError(
+            f"refusing to render into {dest}: it is the current folder or holds it, and rendering "
+            "replaces the whole output folder",
+            path=dest,
+            hint="give --out a folder of its own, e.g. --out rendered/local",
+        )
+    return real
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class _Lock:
+    """An exclusive lock on the output folder's parent (flock on the folder itself), held
+    for a whole write so two renders never swap the same folder at once and a recovery
+    never removes a live render's temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_Lock":
+        import fcntl
+
+        self.fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+
+
+def _leftovers(dest: Path) -> tuple[list[Path], list[Path]]:
+    """Temporary (``.NAME.render-*``) and backup (``.NAME.old-*``) folders of earlier writes."""
+    temps, olds = [], []
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return [], []
+    for entry in entries:
+        if entry.name.startswith(f".{dest.name}.render-"):
+            temps.append(Path(entry.path))
+        elif entry.name.startswith(f".{dest.name}.old-"):
+            olds.append(Path(entry.path))
+    return temps, olds
+
+
+def _recover_locked(dest: Path) -> Path | None:
+    """Undo what an interrupted write left (the lock is held). When the output folder is
+    missing and a complete backup of it exists, the backup is put back; every other
+    temporary or backup folder is removed. Returns the restored backup, if any."""
+    temps, olds = _leftovers(dest)
+    restored = None
+    if not os.path.lexists(dest):
+        for old in sorted(olds, key=lambda p: p.stat().st_mtime_ns if p.exists() else 0, reverse=True):
+            if is_rendered_folder(old):
+                os.replace(old, dest)
+                restored = old
+                break
+    for path in temps + [o for o in olds if o != restored]:
+        _rmtree(path)
+    return restored
+
+
+def recover(dest: Path) -> Path | None:
+    """Restore or clean up after a write of ``dest`` that was interrupted (killed between
+    its two renames, or failed half-way). Safe to call any time; cheap when nothing is left."""
+    dest = Path(os.path.abspath(dest))
+    temps, olds = _leftovers(dest)
+    if not temps and not olds:
+        return None
+    try:
+        with _Lock(dest.parent):
+            return _recover_locked(dest)
+    except OSError:
+        return None
+
+
+def write_environment(files: Files, dest: Path) -> WriteResult:
+    """Write a rendered environment: into a temporary sibling folder, then swapped in.
+
+    ``dest`` is replaced whole, so it may only be a folder obskit rendered (its stamp lists
+    every file in it) or an empty one; anything else raises :class:`OutputError` and
+    nothing is touched. A swap that fails half-way is rolled back; one that was killed is
+    restored (or its leftovers removed) by the next write, or by :func:`recover`.
+    """
+    dest = _resolve_dest(Path(dest))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create the output folder {dest}: a file is in the way on that path", path=dest,
+                          hint="give --out a path whose parent folders are folders") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {dest}: {_cause(exc)}", path=dest) from None
+    if not dest.parent.is_dir():
+        raise OutputError(f"cannot create the output folder {dest}: a part of the path is not a folder", path=dest)
+    try:
+        lock = _Lock(dest.parent).__enter__()
+    except OSError as exc:
+        raise OutputError(f"cannot write into {dest.parent}: {_cause(exc)}", path=dest.parent) from None
+    try:
+        _recover_locked(dest)
+        _check_replaceable(dest)
+        old_stamp = read_stamp(dest) or {}
+        _swap_in(files, dest)
+    finally:
+        lock.__exit__()
+    old_files = old_stamp.get("files", {})
     new_hashes = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items() if rel != "stamp.json"}
     changed = sorted(
         rel for rel in set(new_hashes) | set(old_files) if new_hashes.get(rel) != old_files.get(rel)
     )
     return WriteResult(dest, sorted(files), changed)
+
+
+def _swap_in(files: Files, dest: Path) -> None:
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.render-", dir=dest.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write into {dest.parent}: {_cause(exc)}", path=dest.parent) from None
+    backup: Path | None = None
+    moved = False
+    try:
+        half = len(files) // 2
+        for i, (rel, data) in enumerate(files.items()):
+            if i == half:
+                _pause("writing")
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            os.chmod(target, 0o755 if rel.endswith(EXECUTABLE_SUFFIXES) else 0o644)
+        os.chmod(tmp, 0o755)
+        _pause("written")
+        if os.path.lexists(dest):
+            backup = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, backup)
+            moved = True
+            _pause("moved-old")
+        os.replace(tmp, dest)
+        moved = False
+        _pause("swapped")
+    except BaseException as exc:
+        if moved and backup is not None and not os.path.lexists(dest):
+            try:
+                os.replace(backup, dest)  # roll back: the previous render is where it was
+                backup = None
+            except OSError:
+                pass  # the next write (or recover()) restores it from the backup
+        _rmtree(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the rendered environment into {dest}: {_cause(exc)}"
+                              + ("; the previous render is unchanged" if backup is None or not moved else ""),
+                              path=dest, hint=_hint_for(exc)) from None
+        raise
+    if backup is not None:
+        _rmtree(backup)
+
+
+def _hint_for(exc: OSError) -> str | None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "free some space (a rendered environment takes about a megabyte), or give --out another disk"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "give --out a folder you can write to"
+    return None
 
 
 def default_output(env_name: str, base: Path | None = None) -> Path:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from obskit import __version__
@@ -173,3 +175,209 @@ def test_spec_from_environment_variable(run_obskit, tmp_path):
     run_obskit("render", env={"OBSKIT_SPEC": str(other)}, check=True)
     compose = yaml.safe_load((tmp_path / ".obskit/env/local/compose/docker-compose.yaml").read_text())
     assert compose["name"] == "elsewhere-local"
+
+
+# --------------------------------------------------------------------------- never lose a file
+
+
+def _tree(path):
+    """Every file under ``path`` with its bytes (None when the folder is missing)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _strays(parent, name="local"):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_render_out_refuses_a_folder_it_did_not_render(run_obskit, tmp_path):
+    (tmp_path / "obskit.yaml").write_text("project: mine\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    docs = tmp_path / "mydocs"
+    docs.mkdir()
+    (docs / "thesis.txt").write_text("years of work")
+    sibling = tmp_path.parent / f"{tmp_path.name}-other-project"
+    sibling.mkdir()
+    (sibling / "main.py").write_text("print(1)")
+    (tmp_path / "afile").write_text("x")
+    for out, says in (("mydocs", "holds files that obskit did not render"),
+                      (f"../{sibling.name}", "holds files that obskit did not render"),
+                      (str(tmp_path), "is the current folder or holds it"),
+                      (".", "is the current folder or holds it"),
+                      ("..", "is the current folder or holds it"),
+                      ("afile/sub", "a file is in the way")):
+        proc = run_obskit("render", "--out", out)
+        assert proc.returncode == 2, (out, proc.stderr)
+        assert proc.stderr.startswith("error: ") and says in proc.stderr, (out, proc.stderr)
+        assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    assert (docs / "thesis.txt").read_text() == "years of work"
+    assert (sibling / "main.py").read_text() == "print(1)"
+    assert (tmp_path / "obskit.yaml").read_text() == "project: mine\n" and (tmp_path / "notes.txt").exists()
+
+
+def test_render_out_replaces_only_its_own_render(run_obskit, tmp_path):
+    run_obskit("render", "--out", "out", check=True)
+    run_obskit("render", "--out", "out", check=True)  # its own render: replaced
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run_obskit("render", "--out", "empty", check=True)  # an empty folder: used
+    (tmp_path / "out" / "configs" / "my-notes.md").write_text("mine")
+    proc = run_obskit("render", "--out", "out")
+    assert proc.returncode == 2 and "configs/my-notes.md" in proc.stderr
+    assert (tmp_path / "out" / "configs" / "my-notes.md").read_text() == "mine"
+
+
+def _whole_render_of(tree, digest) -> bool:
+    """``tree`` is one complete render of the spec with this digest: its stamp lists exactly
+    its files with their hashes. (Compared by stamp, not to an in-process render: other work
+    may change the templates between two renders.)"""
+    import hashlib
+
+    if tree is None or "stamp.json" not in tree:
+        return False
+    stamp = json.loads(tree["stamp.json"])
+    files = {rel: hashlib.sha256(data).hexdigest() for rel, data in tree.items() if rel != "stamp.json"}
+    return stamp["spec_sha256"] == digest and stamp["files"] == files
+
+
+def _two_renders(tmp_path):
+    """A project with a render on disk, and a spec change that makes the next one differ."""
+    from obskit.project import Project
+    from obskit.render import render, write_environment
+
+    spec = tmp_path / "obskit.yaml"
+    spec.write_text("loki:\n  log_level: info\n")
+    first = load_spec(spec, environ={})
+    dest = Project.of(first).env_dir("local")
+    write_environment(render(first, "local"), dest)
+    spec.write_text("loki:\n  log_level: warn\n")
+    second = render(load_spec(spec, environ={}), "local")
+    return dest, _tree(dest), second
+
+
+def test_a_failed_swap_is_rolled_back(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    render_mod = importlib.import_module("obskit.render")
+    from obskit.errors import OutputError
+
+    dest, before, files = _two_renders(tmp_path)
+    real_replace = os.replace
+    for failing in ({1}, {2}):  # moving the old render aside, then moving the new one in (EXDEV)
+        calls = []
+
+        def replace(src, dst, _failing=failing, _calls=calls):
+            _calls.append((src, dst))
+            if len(_calls) in _failing:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(render_mod.os, "replace", replace)
+        with pytest.raises(OutputError) as info:
+            render_mod.write_environment(files, dest)
+        monkeypatch.setattr(render_mod.os, "replace", real_replace)
+        assert info.value.exit_code == 2 and str(dest) in str(info.value)
+        assert "different file systems" in str(info.value) and "previous render is unchanged" in str(info.value)
+        assert _tree(dest) == before, failing
+        assert _strays(dest.parent) == [], failing
+
+
+def test_an_unrollable_swap_is_restored_by_the_next_run(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    render_mod = importlib.import_module("obskit.render")
+    from obskit.errors import OutputError
+    from obskit.project import Project
+
+    dest, before, files = _two_renders(tmp_path)
+    real_replace = os.replace
+
+    def replace(src, dst):  # the old render moves aside; the new one and the rollback both fail
+        if str(src).endswith("/local"):
+            return real_replace(src, dst)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(render_mod.os, "replace", replace)
+    with pytest.raises(OutputError):
+        render_mod.write_environment(files, dest)
+    monkeypatch.setattr(render_mod.os, "replace", real_replace)
+    assert not dest.exists() and [s for s in _strays(dest.parent) if ".old-" in s]
+    # Any command that reads the environment puts the previous render back.
+    assert Project.of(load_spec(tmp_path / "obskit.yaml", environ={})).env_dir("local") == dest
+    assert _tree(dest) == before and _strays(dest.parent) == []
+
+
+def test_disk_full_and_read_only_are_one_sentence(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    import pytest
+
+    render_mod = importlib.import_module("obskit.render")
+    from obskit.errors import OutputError
+
+    dest, before, files = _two_renders(tmp_path)
+    for code, says in ((errno.ENOSPC, "the disk is full"), (errno.EFBIG, "larger than the file system allows"),
+                       (errno.EROFS, "read-only")):
+        def write_bytes(self, data, _code=code):
+            raise OSError(_code, os.strerror(_code))
+
+        import os
+
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+        with pytest.raises(OutputError) as info:
+            render_mod.write_environment(files, dest)
+        monkeypatch.undo()
+        assert says in str(info.value) and str(dest) in str(info.value)
+        assert _tree(dest) == before and _strays(dest.parent) == []
+
+
+@pytest.mark.parametrize("step", ["writing", "written", "moved-old", "swapped"])
+def test_sigkill_at_each_step_loses_nothing(tmp_path, step):
+    """A real `obskit render` killed with SIGKILL at each step of its swap (it stops itself
+    at the step through the OBSKIT_TEST_PAUSE_AT test hook): the previous render is in place,
+    or put back by the next command; the next render leaves no stray folders."""
+    import os
+    import signal
+
+    from obskit.project import Project
+
+    from conftest import obskit_cmd
+
+    dest, before, files = _two_renders(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")} | {"OBSKIT_TEST_PAUSE_AT": step}
+    proc = subprocess.Popen([*obskit_cmd(), "render"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.strip() == f"obskit-test-paused-at {step}", line + proc.stderr.read()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    after_kill = _tree(dest)
+    digest = json.loads(files["stamp.json"])["spec_sha256"]
+    if step == "swapped":
+        assert _whole_render_of(after_kill, digest)
+    elif step == "moved-old":
+        assert after_kill is None  # between the two renames: the old render sits aside
+    else:
+        assert after_kill == before
+    resolved = load_spec(tmp_path / "obskit.yaml", environ={})
+    Project.of(resolved).env_dir("local")  # a reading command restores a render set aside
+    assert _tree(dest) == before or _whole_render_of(_tree(dest), digest)
+    run = subprocess.run([*obskit_cmd(), "render"], cwd=tmp_path, env={k: v for k, v in env.items()
+                         if k != "OBSKIT_TEST_PAUSE_AT"}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert _whole_render_of(_tree(dest), digest)
+    assert _strays(dest.parent) == []
