@@ -96,11 +96,10 @@ class Trickle:
     collector (OTLP/HTTP to the collector's intake on 127.0.0.1) every half second."""
 
     def __init__(self, otlp_http: str) -> None:
-        from opentelemetry import metrics
-        from opentelemetry._logs import SeverityNumber
+        from opentelemetry._logs import LogRecord, SeverityNumber
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk._logs import LoggerProvider, LogRecord
+        from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader

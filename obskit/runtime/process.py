@@ -201,6 +201,7 @@ class Running:
     fingerprint: str
     started: float
     ticks: int = 0  # the kernel's start time of the process: a reused PID has another
+    ready_after: float | None = None  # seconds from start until every readiness probe passed
 
     def alive(self) -> bool:
         return _alive(self.pid, self.ticks)
@@ -409,6 +410,8 @@ class ProcessRuntime:
                     raise StartFailed(self._failure(name, "exited"), failing=[name],
                                       hint=f"fix the cause above, then `obskit up --env {self.env_name}` again")
                 if _probes_pass(session, p.probes):
+                    state[name].ready_after = round(time.monotonic() - starts[name], 2)
+                    self._write_state(state)
                     del pending[name]
                 elif time.monotonic() - starts[name] > p.start_timeout or time.monotonic() > deadline:
                     raise StartFailed(self._failure(name, f"not ready after {int(time.monotonic() - starts[name])} s"),
@@ -489,6 +492,10 @@ class ProcessRuntime:
             ports = tuple(f"127.0.0.1:{p}" for p in self.ports.get(name, {}).values())
             out.append(ServiceState(name, f"pid {r.pid}", "running" if alive else "exited", health, 0, ports))
         return out
+
+    def ready_times(self) -> dict[str, float]:
+        """Seconds each running service took from start to ready (as recorded by ``up``)."""
+        return {n: r.ready_after for n, r in self._read_state().items() if r.ready_after is not None}
 
     def tail(self, service: str, n: int) -> list[str]:
         try:
