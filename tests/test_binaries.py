@@ -338,4 +338,4 @@ def test_load_generator_counts_match_what_real_loki_and_mimir_store(stack):
     assert counted["logs_loss"] == 0, counted
     assert counted["points_loss"] == 0, counted
     report = build(live, scenario, gw, backend)
-    assert report["freshness"]["logs"]["samples"] and report["freshness"]["logs"]["not_visible"] == 0
+    assert report["freshness"]["apps"]["logs"]["samples"] and report["freshness"]["apps"]["logs"]["failed"] == 0
