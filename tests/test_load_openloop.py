@@ -307,9 +307,11 @@ def test_noisy_neighbour_floods_at_least_five_times_the_default_limit():
     assert (flood.max_in_flight or sc.max_in_flight) >= 8 and flood.retries == 0
 
 
-def test_isolation_windows_must_lie_within_the_run():
+def test_isolation_windows_must_lie_within_the_run_and_name_a_tenant_of_the_scenario():
     with pytest.raises(Exception, match="isolation.during must lie within the run"):
-        scenario(isolation={"baseline": ["0s", "1s"], "during": ["2s", "9s"]})
+        scenario(isolation={"tenant": "t", "baseline": ["0s", "1s"], "during": ["2s", "9s"]})
+    with pytest.raises(Exception, match="isolation.tenant 'nope' is not one of the scenario's tenants"):
+        scenario(isolation={"tenant": "nope", "baseline": ["0s", "1s"], "during": ["1s", "2s"]})
 
 
 def test_isolation_compares_the_quiet_tenant_with_and_without_the_flood():

@@ -129,6 +129,9 @@ class Scenario(_Model):
         seconds(self.freshness_every)
         seconds(self.late_after)
         if self.isolation is not None:
+            if self.isolation.tenant not in {t.tenant for t in self.tenants}:
+                raise PydanticCustomError("isolation", "isolation.tenant '{tenant}' is not one of the scenario's tenants",
+                                          {"tenant": self.isolation.tenant})
             for which in ("baseline", "during"):
                 a, b = self.isolation.window(which)
                 if not 0 <= a < b <= self.duration_s:
