@@ -448,8 +448,10 @@ class _LoadProgress:
         parts = []
         for key, t in sorted(live.totals.items()):
             rejected = sum(t["rejected"].values())
+            not_sent = sum(t.get("not_sent", {}).values())
             parts.append(f"{key} {live.rate(key):,.0f}/s ok" + (f", {rejected:,} rejected" if rejected else "")
-                         + (f", {t['failed']:,} failed" if t["failed"] else ""))
+                         + (f", {t['failed']:,} failed" if t["failed"] else "")
+                         + (f", {not_sent:,} not sent" if not_sent else ""))
         shown = min(elapsed, live.duration)
         phase = "" if elapsed <= live.duration else " (counting)"
         self.live.update(f"[{shown:5.1f}/{live.duration:g}s]{phase} " + " | ".join(parts))
