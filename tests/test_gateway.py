@@ -34,6 +34,9 @@ def gw(tmp_path_factory):
         f"tenants[0].limits.requests_per_second={RATE}", f"tenants[0].limits.burst={BURST}",
         "tenants[1].limits.requests_per_second=1000", "tenants[1].limits.burst=1000",
         "gateway.client_max_body_size=8k",
+        # The collector's intake (/v1/*) is its own tenant's writer's only: here sandbox's,
+        # whose limits are high (tests/test_gateway_access.py covers the default, apps).
+        "collector.tenant=sandbox",
     ])
     files = render(resolved, "local")
     write_environment(files, tmp / "env")
