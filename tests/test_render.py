@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from obskit.errors import OutputError
 import yaml
 
 from obskit import bindings
@@ -301,10 +303,13 @@ def test_write_environment_replaces_whole_and_reports_changes(tmp_path, local_fi
     dest = tmp_path / "env" / "local"
     first = write_environment(local_files, dest)
     assert first.changed == sorted(k for k in local_files if k != "stamp.json")
-    (dest / "stray.txt").write_text("left over")
     again = write_environment(local_files, dest)
     assert again.changed == []
-    assert not (dest / "stray.txt").exists()  # replaced whole
+    (dest / "stray.txt").write_text("left over")  # not obskit's: the folder is not replaced over it
+    with pytest.raises(OutputError):
+        write_environment(local_files, dest)
+    assert (dest / "stray.txt").read_text() == "left over"
+    (dest / "stray.txt").unlink()
     assert os.stat(dest / "configs/gateway/entrypoint.d/05-obskit-secrets.sh").st_mode & 0o111
     assert not os.stat(dest / "configs/loki/loki.yaml").st_mode & 0o111
     assert sorted(p.name for p in dest.parent.iterdir()) == ["local"]  # no temp folders left
@@ -316,7 +321,7 @@ def test_failed_write_leaves_previous_environment_intact(tmp_path, local_files):
     before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
     broken = dict(local_files)
     broken["configs/loki"] = b"a file where a folder must be"
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError):
         write_environment(broken, dest)
     assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in dest.parent.iterdir()) == ["local"]
