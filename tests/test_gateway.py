@@ -419,3 +419,22 @@ def test_with_resolve_the_gateway_starts_before_its_backends_have_names(tmp_path
     with pytest.raises(NginxError) as info:
         nginx.test_config(_prepared(tmp_path / "off", OBSKIT_GW_UPSTREAM_RESOLVE="", **names).conf)
     assert "host not found" in info.value.output
+
+
+# --------------------------------------------------------------------------- logs, last
+
+
+def test_logs_after_this_module_hold_no_password_failed_user_or_query_string(gw):
+    """Wrong passwords, the unknown user 'nobody', queries with query strings and a dead
+    Mimir replica all happened above: none of it may show in the access log, the error log
+    or the syslog copy."""
+    texts = [gw["access_log"].read_text(), "\n".join(gw["syslog"].messages)]
+    error_log = Path(gw["plan"].env["gateway"]["OBSKIT_GW_ERROR_LOG"])
+    if error_log.exists():
+        texts.append(error_log.read_text())
+    secrets = [v for k, v in gw["plan"].secrets.items() if k.endswith("-password")]
+    for text in texts:
+        assert not [s for s in [*secrets, "wrong"] if s in text]
+        assert '"nobody"' not in text and "query=" not in text and "?" not in text
+    failed = [e for e in map(json.loads, texts[0].splitlines()) if e["status"] == 401]
+    assert failed and all(e["user"] == "" for e in failed)
