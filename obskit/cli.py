@@ -48,7 +48,18 @@ spec_sets = click.option(
 env_option = click.option(
     "--env", "env_name", default="local", show_default=True, help="Environment declared in the spec."
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+_JSON_WANTED = False
+
+
+def _want_json(ctx, param, value):
+    """Remember --json, so a failure is printed as a JSON object on stdout too."""
+    global _JSON_WANTED
+    _JSON_WANTED = _JSON_WANTED or bool(value)
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_want_json,
+                           help="Print machine-readable JSON (a failure too, as {\"ok\": false, \"error\": ...}).")
 run_env_option = click.option(
     "--env", "env_name", default=None, help="Environment declared in the spec (default: local, or with --runtime the first of that kind)."
 )
@@ -97,6 +108,8 @@ def init(path: str, force: bool) -> None:
 
     written = write_starter(Path(path), force=force)
     click.echo(f"Wrote {written}. Next: `obskit render` (or `obskit config show` to see every value).")
+    click.echo("It declares the environments local (docker compose) and process (no Docker); an AWS "
+               "environment, prod, is there commented out: uncomment it and fill in your values to promote.")
     if ignore_state(written.resolve().parent):
         click.echo("Added .obskit/ to .gitignore: it holds generated secrets and rendered output.")
 
@@ -198,6 +211,7 @@ def check(obj: Ctx, env_name: str, sets: tuple[str, ...], as_json: bool) -> None
     from obskit.checks import check_environment
 
     resolved = obj.load(sets)
+    _require_env_secrets(resolved, env_name)
     results = check_environment(resolved, env_name)
 
     def human(_):
@@ -208,6 +222,29 @@ def check(obj: Ctx, env_name: str, sets: tuple[str, ...], as_json: bool) -> None
     _out([r.__dict__ for r in results], as_json, human)
     if any(r.status == "fail" for r in results):
         sys.exit(1)
+
+
+def _require_env_secrets(resolved, env_name: str) -> None:
+    """Every env: secret the environment reads must be set: name them all in one message."""
+    from obskit import bindings
+    from obskit.errors import UsageError
+
+    resolved.environment(env_name)
+    missing: dict[str, list[str]] = {}
+    for service in bindings.services(resolved.spec, env_name).values():
+        for binding in service.env.values():
+            ref = getattr(binding, "ref", None) if isinstance(binding, bindings.Secret) else None
+            if ref and ref.startswith("env:") and ref[4:] not in os.environ:
+                missing.setdefault(ref[4:], [])
+                if binding.name not in missing[ref[4:]]:
+                    missing[ref[4:]].append(binding.name)
+    if missing:
+        names = sorted(missing)
+        listed = "; ".join(f"${v} (secret {', '.join(missing[v])})" for v in names)
+        raise UsageError(
+            f"{len(names)} environment variable(s) that the spec's env: secrets read are not set: {listed}",
+            hint="export " + " ".join(f"{v}=..." for v in names) + " and run `obskit check` again",
+        )
 
 
 # --------------------------------------------------------------------------- the local stack
@@ -393,8 +430,8 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
 @click.argument("scenario")
 @env_option
 @spec_sets
-@click.option("--duration", help="Override the scenario's duration, e.g. 30s.")
-@click.option("--workers", type=int, help="Sending processes (default: the scenario's, else the CPU count).")
+@click.option("--duration", callback=lambda ctx, p, v: _duration(v), help="Override the scenario's duration, e.g. 30s.")
+@click.option("--workers", type=click.IntRange(min=1), help="Sending processes (default: the scenario's, else the CPU count).")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: .obskit/load/<run>).")
 @click.option("--no-count", is_flag=True, help="Skip counting what arrived in Loki and Mimir afterwards.")
 @click.option("--no-freshness", is_flag=True, help="Skip the freshness probes during the run.")
@@ -420,6 +457,20 @@ def load_cmd(obj: Ctx, scenario: str, env_name: str, sets, duration, workers, ou
         return
     click.echo(summary(result.report))
     click.echo("report: " + ", ".join(_rel(p) for p in result.files))
+
+
+def _duration(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from obskit.loadgen.scenario import seconds
+
+    try:
+        ok = seconds(value) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise click.BadParameter(f"{value!r} is not a duration: write a number and a unit, e.g. 30s, 2m, 500ms, 1h")
+    return value
 
 
 class _LoadProgress:
@@ -506,15 +557,8 @@ def promote_cmd(obj: Ctx, env_name: str, mode: str, allow_data_loss: bool, sets,
         if not as_json:
             click.echo(text, err=True)
 
-    from obskit.errors import ObskitError
-
-    try:
-        result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
-    except ObskitError as exc:
-        if as_json:  # a machine reader gets the failure too (the message still goes to stderr)
-            click.echo(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
-                                   "checks": getattr(exc, "checks", [])}, indent=2, sort_keys=True))
-        raise
+    # A failure with --json prints a JSON object (with the failed checks) from main().
+    result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
     _out(result.to_json(), as_json, _print_promote)
 
 
@@ -605,10 +649,20 @@ def _print_alerts(data: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120))
+    rules = data["rules"]
+    needed = 40 + sum(max([len(h)] + [len(str(v)) for v in vals]) + 3 for h, vals in (
+        ("Rule", [r["name"] for r in rules]), ("Source", [r["source"] for r in rules]),
+        ("Folder / group", [f"{r['folder']} / {r['group']}" for r in rules]), ("Tenant", [r["tenant"] for r in rules]),
+        ("Condition", [f"{r['language']} {r['condition']}" for r in rules]), ("For", [r["pending"] for r in rules]),
+        ("Every", [r["interval"] for r in rules]), ("Severity", [r["severity"] for r in rules]),
+        ("Team", [r["team"] for r in rules])))
+    console = Console(width=max(Console().width, 120, needed))
     table = Table(title="Alert rules", title_justify="left")
-    for col in ("Rule", "Source", "Folder / group", "Tenant", "Condition", "For", "Every", "Severity", "Team", "Summary"):
-        table.add_column(col, overflow="fold")
+    # Names, tenants and short values never wrap (a rule name is one word, and is cut in
+    # the middle by a folding column); the summary wraps between words.
+    for col in ("Rule", "Source", "Folder / group", "Tenant", "Condition", "For", "Every", "Severity", "Team"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("Summary", overflow="fold", ratio=1, min_width=20)
     for r in data["rules"]:
         table.add_row(r["name"], r["source"], f"{r['folder']} / {r['group']}", r["tenant"],
                       f"{r['language']} {r['condition']}", r["pending"], r["interval"], r["severity"],
@@ -631,7 +685,9 @@ def _print_alerts(data: dict) -> None:
 @cli.command()
 @env_option
 @spec_sets
-@click.option("--only", "kinds", multiple=True, help="Run only checks of these kinds (repeatable).")
+@click.option("--only", "kinds", multiple=True, callback=lambda ctx, p, v: _verify_kinds(v),
+              help="Run only checks of these kinds (repeatable): logs, metrics, isolation_logs, isolation_metrics, "
+                   "grafana_health, grafana_datasources, grafana_dashboards, grafana_alerting, logql, promql.")
 @json_option
 @click.pass_obj
 def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool) -> None:
@@ -639,12 +695,17 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
     from obskit import stack
     from obskit.verify import cases_for_endpoints, outcomes_json, report, run_verify
 
+    from obskit.errors import UsageError
+
     project = _project(obj, sets)
     ep = stack.endpoints(project, env_name)
     echo = None if as_json else (lambda o: click.echo(
         f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}"))
-    outcomes = run_verify(ep, cases_for_endpoints(project.spec, ep, kinds or None),
-                          deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
+    cases = cases_for_endpoints(project.spec, ep, kinds or None)
+    if kinds and not cases:
+        raise UsageError(f"no check of kind {', '.join(kinds)} applies to the '{env_name}' stack",
+                         hint="it runs without Grafana or Mimir, or declares no such case under verify.cases")
+    outcomes = run_verify(ep, cases, deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
     if as_json:
         click.echo(outcomes_json(outcomes))
     else:
@@ -653,23 +714,60 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
         sys.exit(1)
 
 
+def _verify_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    import typing
+
+    from obskit.spec.model import VerifyCase
+
+    known = typing.get_args(VerifyCase.model_fields["kind"].annotation)
+    bad = [k for k in kinds if k not in known]
+    if bad:
+        import difflib
+
+        close = difflib.get_close_matches(bad[0], known, n=1)
+        raise click.BadParameter(f"unknown kind {bad[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                                 + "; kinds: " + ", ".join(known))
+    return kinds
+
+
 # --------------------------------------------------------------------------- entry point
 
 
+def _json_error(message: str, exit_code: int, hint: str | None = None, exc: BaseException | None = None) -> None:
+    """With --json, a failure is a JSON object on stdout too (the text stays on stderr)."""
+    if not _JSON_WANTED:
+        return
+    payload = {"ok": False, "error": message, "hint": hint, "exit_code": exit_code}
+    if exc is not None and getattr(exc, "checks", None) is not None:
+        payload["checks"] = getattr(exc, "checks")
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors and all(hasattr(e, "detail") for e in errors):
+        payload["errors"] = [{"source": e.source, "key": e.key, "message": e.detail, "hint": e.hint} for e in errors]
+    elif exc is not None and hasattr(exc, "detail") and hasattr(exc, "key"):
+        payload["errors"] = [{"source": exc.source, "key": exc.key, "message": exc.detail, "hint": exc.hint}]
+    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
 def main(argv: list[str] | None = None) -> None:
-    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in (argv or sys.argv[1:])
+    global _JSON_WANTED
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in args
+    _JSON_WANTED = "--json" in args  # also before click has parsed the flag (a bad argument)
     try:
         cli.main(args=argv, prog_name="obskit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
+        _json_error("aborted", 130)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
+        _json_error(exc.format_message(), exc.exit_code)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
+        _json_error("interrupted", 130)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that maps errors to exit codes
         from obskit.errors import ObskitError
@@ -678,11 +776,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         if isinstance(exc, ObskitError):
             click.echo(f"error: {exc}", err=True)
+            _json_error(exc.message if not hasattr(exc, "errors") else str(exc), exc.exit_code, exc.hint, exc)
             sys.exit(exc.exit_code)
-        click.echo(
-            f"error: unexpected {type(exc).__name__}: {exc}\n  hint: rerun with --debug for the traceback, and please report it",
-            err=True,
-        )
+        text = f"unexpected {type(exc).__name__}: {exc}"
+        click.echo(f"error: {text}\n  hint: rerun with --debug for the traceback, and please report it", err=True)
+        _json_error(text, 1, "rerun with --debug for the traceback, and please report it")
         sys.exit(1)
 
 

@@ -71,6 +71,9 @@ class ResolvedSpec:
             declared = ", ".join(sorted(self.spec.environments)) or "none"
             close = difflib.get_close_matches(name, list(self.spec.environments), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"declare it under environments: in {SPEC_FILENAME}"
+            if self._commented_out(name):
+                hint = (f"{self.path} has environment '{name}' commented out (as `obskit init` writes it): "
+                        "uncomment its lines under environments: and fill in your values")
             raise EnvironmentNotFound(
                 f"unknown environment '{name}' (declared: {declared})",
                 source=self.source_label,
@@ -78,6 +81,15 @@ class ResolvedSpec:
                 hint=hint,
             )
         return env
+
+    def _commented_out(self, name: str) -> bool:
+        if self.path is None:
+            return False
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+        return re.search(rf"(?m)^\s*#\s*{re.escape(name)}:\s*$", text) is not None
 
     def digest(self) -> str:
         """A stable hash of the effective spec (used to stamp rendered environments)."""

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import yaml
 
+from obskit.errors import ObskitError
 from obskit.spec.model import Spec, VerifyCase
 
 VERIFY_SERVICE = "obskit-verify"
@@ -88,6 +89,53 @@ class CheckFailed(Exception):
     pass
 
 
+class GatewayUnreachable(ObskitError):
+    """Nothing answers at the gateway's address: no check can pass, so none is run."""
+
+    exit_code = 1
+
+
+def ensure_gateway_answers(ep: Endpoints, timeout: float = 5.0) -> None:
+    """Open one TCP connection to the gateway; fail at once, in one sentence, when it is
+    refused (the stack is not running there) instead of letting every check wait out its
+    deadline."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(ep.gateway)
+    host, port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        raise GatewayUnreachable(
+            f"nothing answers at {ep.gateway} (connection refused): the stack is not running there",
+            hint="start it with `obskit up` (or pick the environment with --env)",
+        ) from None
+    except socket.timeout:
+        raise GatewayUnreachable(f"the gateway at {ep.gateway} did not accept a connection within {timeout:g} s",
+                                 hint="check that the stack is up and that nothing blocks the port") from None
+    except OSError as exc:
+        raise GatewayUnreachable(f"cannot connect to the gateway at {ep.gateway}: {exc.strerror or exc}",
+                                 hint="check the host name and that the stack is up") from None
+
+
+def short_error(exc: BaseException) -> str:
+    """One line for a connection error (requests and urllib3 nest the real cause deep)."""
+    seen = exc
+    for _ in range(6):
+        reason = getattr(seen, "reason", None) or (seen.args[0] if getattr(seen, "args", None) else None)
+        if isinstance(reason, BaseException):
+            seen = reason
+            continue
+        break
+    text = str(seen)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    return text.split(": ", 1)[-1][:160] if isinstance(seen, OSError) and not isinstance(seen, CheckFailed) else text[:160]
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -128,7 +176,7 @@ def preflight(ep: Endpoints) -> None:
     except requests.exceptions.SSLError as exc:
         raise CheckFailed(f"TLS to {ep.gateway} failed against CA {ep.ca_file or '(system)'}: {exc}") from None
     except requests.exceptions.ConnectionError as exc:
-        raise CheckFailed(f"cannot reach the gateway at {ep.gateway}: {exc}") from None
+        raise CheckFailed(f"cannot reach the gateway at {ep.gateway}: {short_error(exc)}") from None
     if r.status_code != 200:
         raise CheckFailed(f"{ep.gateway}/nginx-health answered {r.status_code}")
 
@@ -250,7 +298,7 @@ def _until(deadline: float, probe: Callable[[], bool], what: str) -> None:
         except CheckFailed as exc:
             last = str(exc)
         except OSError as exc:  # requests' connection errors derive from OSError
-            last = f"{type(exc).__name__}: {exc}"
+            last = short_error(exc)
         if time.monotonic() >= deadline:
             raise CheckFailed(f"{what} not seen before the deadline" + (f" (last: {last})" if last else ""))
         time.sleep(1)
@@ -278,6 +326,8 @@ class Runner:
             ok = True
         except CheckFailed as exc:
             ok, detail = False, str(exc)
+        except OSError as exc:
+            ok, detail = False, short_error(exc)
         except Exception as exc:  # noqa: BLE001 - a check that crashes is a failed check, reported
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         return Outcome(case.name, case.kind, ok, round(time.monotonic() - start, 3), detail)
@@ -425,6 +475,10 @@ def cases_for_endpoints(spec: Spec, ep: Endpoints, kinds: Iterable[str] | None =
 
 def run_verify(ep: Endpoints, cases: Sequence[VerifyCase], *, deadline_seconds: int = 60,
                on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run ``cases`` in order. Raises :class:`GatewayUnreachable` first when the gateway
+    refuses connections."""
+    if cases:
+        ensure_gateway_answers(ep)
     return Runner(ep, deadline_seconds).run(cases, on_result)
 
 
