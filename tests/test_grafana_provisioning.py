@@ -248,6 +248,11 @@ def test_logs_link_to_metrics_and_metrics_link_back_within_one_tenant(everything
     by_uid = {ds["uid"]: ds for ds in doc["datasources"]}
     for uid, ds in by_uid.items():
         tenant_prefix = uid.rsplit("-", 1)[0]
+        if tenant_prefix == "obskit-ops":
+            # The operators' logs are the gateway's access log and no ops series is the
+            # gateway's: a link there would always land on nothing (the stack proof found it).
+            assert "derivedFields" not in ds["jsonData"] and "correlations" not in ds, uid
+            continue
         if ds["type"] == "loki":
             (field,) = ds["jsonData"]["derivedFields"]
             assert field["datasourceUid"] == f"{tenant_prefix}-metrics"

@@ -92,10 +92,11 @@ def fill_in(expr: str) -> str:
 
 
 class Trickle:
-    """An application sending logs, an HTTP server histogram and a counter through the
-    collector (OTLP/HTTP to the collector's intake on 127.0.0.1) every half second."""
+    """An application sending logs and an HTTP server histogram every half second: into
+    the first tenant through the collector (OTLP/HTTP to its intake on 127.0.0.1), and into
+    every other user tenant straight through the gateway as that tenant's writer."""
 
-    def __init__(self, otlp_http: str) -> None:
+    def __init__(self, otlp_http: str, ep) -> None:
         from opentelemetry._logs import LogRecord, SeverityNumber
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -105,16 +106,22 @@ class Trickle:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
 
+        from obskit.verify import exporter_kwargs
+
         resource = Resource.create({"service.name": APP, "service.instance.id": "proof-1"})
-        self.logs = LoggerProvider(resource=resource)
-        self.logs.add_log_record_processor(
-            BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{otlp_http}/v1/logs"), schedule_delay_millis=300))
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{otlp_http}/v1/metrics"),
-                                               export_interval_millis=1000)
-        self.metrics = MeterProvider(resource=resource, metric_readers=[reader])
-        meter = self.metrics.get_meter("proof")
-        self.duration = meter.create_histogram("http.server.request.duration", unit="s")
-        self.logger = self.logs.get_logger("proof")
+        targets = [({"endpoint": f"{otlp_http}/v1/logs"}, {"endpoint": f"{otlp_http}/v1/metrics"})]
+        for tenant in ep.tenants[1:-1]:  # other user tenants (the last is the operators')
+            targets.append((exporter_kwargs(ep, tenant, "logs"), exporter_kwargs(ep, tenant, "metrics")))
+        self.providers = []
+        self.loggers, self.histograms = [], []
+        for log_kw, metric_kw in targets:
+            logs = LoggerProvider(resource=resource)
+            logs.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(**log_kw), schedule_delay_millis=300))
+            reader = PeriodicExportingMetricReader(OTLPMetricExporter(**metric_kw), export_interval_millis=1000)
+            metrics = MeterProvider(resource=resource, metric_readers=[reader])
+            self.providers += [metrics, logs]
+            self.loggers.append(logs.get_logger("proof"))
+            self.histograms.append(metrics.get_meter("proof").create_histogram("http.server.request.duration", unit="s"))
         self._LogRecord, self._sev = LogRecord, SeverityNumber
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -126,12 +133,13 @@ class Trickle:
             i += 1
             status = 500 if i % 10 == 0 else 200
             attrs = {"http.request.method": "GET", "http.route": "/checkout", "http.response.status_code": status}
-            self.duration.record(0.01 + (i % 7) / 100, attrs)
-            self.logger.emit(self._LogRecord(
-                timestamp=time.time_ns(), body=f"order {i} handled with status {status}",
-                severity_text="ERROR" if status == 500 else "INFO",
-                severity_number=self._sev.ERROR if status == 500 else self._sev.INFO,
-                attributes={"order": i}))
+            for logger, histogram in zip(self.loggers, self.histograms):
+                histogram.record(0.01 + (i % 7) / 100, attrs)
+                logger.emit(self._LogRecord(
+                    timestamp=time.time_ns(), body=f"order {i} handled with status {status}",
+                    severity_text="ERROR" if status == 500 else "INFO",
+                    severity_number=self._sev.ERROR if status == 500 else self._sev.INFO,
+                    attributes={"order": i}))
             self.sent += 1
             self.stop.wait(0.5)
 
@@ -142,8 +150,8 @@ class Trickle:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=5)
-        self.metrics.shutdown()
-        self.logs.shutdown()
+        for provider in self.providers:
+            provider.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +167,7 @@ def proof_stack():
         pytest.skip(str(exc))
     try:
         otlp = f"http://127.0.0.1:{stack._runtime.processes.ports['otelcol']['http']}"
-        with Trickle(otlp) as trickle:
+        with Trickle(otlp, stack.endpoints) as trickle:
             # Long enough for several scrapes and for 1-minute rate windows to hold two samples.
             _wait_for_data(stack, timeout=120)
             time.sleep(20)
