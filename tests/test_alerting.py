@@ -50,7 +50,9 @@ def test_reference_rule_cpu_above_80_percent_for_5m_evaluated_every_minute():
     # The collector's hostmetrics receiver sends host CPU into the operators' tenant, as
     # job="host", instance=<host name>: the rule reads it there, grouped by those labels.
     assert by_ref["A"]["datasourceUid"] == "obskit-ops-metrics"
-    assert by_ref["A"]["model"]["expr"] == '1 - avg by (job, instance) (system_cpu_utilization{state="idle"})'
+    assert by_ref["A"]["model"]["expr"] == (
+        '(1 - avg by (job, instance) (system_cpu_utilization{state="idle"})) '
+        'or max by (job, instance) (ecs_task_cpu_utilized / ecs_task_cpu_reserved)')  # ECS: the task's CPU
     assert by_ref["C"]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.8]}
     assert rule["condition"] == "C"
     assert rule["noDataState"] == "NoData"  # no host metrics is not a healthy host
