@@ -134,9 +134,10 @@ MAX_NODES = 200_000
 def _yaml_error(exc: yaml.YAMLError, text: str, source: str) -> SpecError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, max(exc.position, 0)) + 1 if isinstance(exc.character, str) else None
         char = exc.character
-        what = f"U+{ord(char):04X}" if isinstance(char, str) else repr(char)
+        code = ord(char) if isinstance(char, str) else char
+        line = text.count("\n", 0, max(exc.position, 0)) + 1 if isinstance(exc.position, int) else None
+        what = f"U+{code:04X}" if isinstance(code, int) else repr(char)
         return SpecError(
             f"invalid YAML: control character {what} is not allowed",
             source=f"{source}:{line}" if line else source,
@@ -640,7 +641,9 @@ def find_spec_file(explicit: str | os.PathLike[str] | None, cwd: Path | None = N
     if env:
         return Path(env)
     candidate = (cwd / SPEC_FILENAME) if cwd else Path(SPEC_FILENAME)
-    return candidate if candidate.is_file() else None
+    # Anything at that name (a folder, a dangling or looping link) is meant as the spec:
+    # reading it names the problem rather than falling back to the default in silence.
+    return candidate if os.path.lexists(candidate) else None
 
 
 def load_spec(
