@@ -30,7 +30,10 @@ PORT_RANGE = range(20000, EPHEMERAL_PORTS.start)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on ``port`` (TCP and UDP). Connections of a stopped server
+    lingering in TIME_WAIT do not count: servers bind with SO_REUSEADDR, and so does this."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
