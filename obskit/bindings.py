@@ -461,7 +461,12 @@ def _process(spec: Spec, env: ProcessEnvironment) -> dict[str, Service]:
         out["object-store"] = Service(
             "object-store",
             "object-store",
-            {"S3_PORT": str(ports["object-store"]["s3"]), "S3_ACCESS_KEY_ID": access, "S3_SECRET_ACCESS_KEY": secret},
+            {
+                "S3_PORT": str(ports["object-store"]["s3"]),
+                "S3_ACCESS_KEY_ID": access,
+                "S3_SECRET_ACCESS_KEY": secret,
+                "S3_DATA_DIR": Local("run_dir", "data/object-store"),
+            },
         )
     return out
 

@@ -228,6 +228,17 @@ def test_up_status_logs_down_keeps_data_and_stops_everything(tmp_path):
         rt.up()
         assert {s.service: s.container for s in rt.status()} == pids
 
+        # An object in the local S3 API (versitygw keeps it on disk; moto only in memory).
+        import boto3
+
+        values = rt.processes._values()
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{rt.processes.ports['object-store']['s3']}",
+                          aws_access_key_id=values["object-store-access-key"],
+                          aws_secret_access_key=values["object-store-secret-key"], region_name="us-east-1")
+        bucket = project.spec.object_store.buckets.loki_chunks
+        s3.put_object(Bucket=bucket, Key="obskit-test/kept", Body=b"kept across down and up")
+        durable = shutil.which("versitygw") is not None
+
         recorded = json.loads((rt.processes.run_dir / "state.json").read_text())["services"]
         assert rt.down()
         left = _no_process_left([r["pid"] for r in recorded.values()], [r["ticks"] for r in recorded.values()])
@@ -240,6 +251,8 @@ def test_up_status_logs_down_keeps_data_and_stops_everything(tmp_path):
         tenant = ep.tenants[0]
         found = query_logs(ep, tenant, '{service_name="obskit-verify"}', since_seconds=3600)
         assert found, f"logs pushed before down were lost ({marker})"
+        if durable:
+            assert s3.get_object(Bucket=bucket, Key="obskit-test/kept")["Body"].read() == b"kept across down and up"
     finally:
         rt.down(volumes=True)
     assert not (rt.processes.run_dir / "data").exists()

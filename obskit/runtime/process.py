@@ -124,16 +124,27 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
                 continue
             found[service] = Program(str(bindir / "postgres"), {"bin": str(bindir)})
         elif kind == "object-store":
-            explicit = _explicit(env.binaries.moto_server, "moto_server", missing, f"{key}.moto_server")
-            path = explicit if explicit is not None else _which("moto_server")
+            # versitygw keeps objects on disk (data survives down/up); moto keeps them in memory.
+            path, flavour = None, None
+            for flavour in ("versitygw", "moto_server"):
+                explicit = _explicit(getattr(env.binaries, flavour), flavour, missing, f"{key}.{flavour}")
+                path = explicit if explicit is not None else None
+                if path is not None:
+                    break
+            if path is None:
+                for flavour in ("versitygw", "moto_server"):
+                    path = _which(flavour)
+                    if path:
+                        break
             if path is None:
                 missing.append(
-                    "moto_server: not on PATH (the local S3 API); pip install 'moto[server]', "
-                    "or point object_store at an S3 API (provider: external, endpoint: host:port)"
+                    "versitygw or moto_server: not on PATH (the local S3 API); `GOBIN=DIR go install "
+                    "github.com/versity/versitygw/cmd/versitygw@v1.8.0` (on disk) or pip install 'moto[server]' "
+                    "(in memory), or point object_store at an S3 API (provider: external, endpoint: host:port)"
                 )
                 continue
             if path:
-                found[service] = Program(path)
+                found[service] = Program(path, {"flavour": flavour})
     found = {s: found[component_of(s)] for s in services if component_of(s) in found}
     if missing:
         raise MissingBinaries(
@@ -305,8 +316,16 @@ class ProcessRuntime:
                                          signal.SIGINT, uid, gid))
             else:  # the local S3 API
                 port = self.ports["object-store"]["s3"]
-                argv = [prog.path, "-H", "127.0.0.1", "-p", str(port)]
-                plans.append(ServicePlan(name, kind, 0, argv, env, [(f"http://127.0.0.1:{port}/moto-api/", {}, (200,))], 30, 60))
+                if prog.extra.get("flavour") == "versitygw":
+                    data = env["S3_DATA_DIR"]
+                    argv = [prog.path, "--health", "/obskit-health", "posix", "--sidecar", f"{data}/meta", f"{data}/objects"]
+                    env = {**env, "VGW_PORT": f"127.0.0.1:{port}", "ROOT_ACCESS_KEY_ID": env["S3_ACCESS_KEY_ID"],
+                           "ROOT_SECRET_ACCESS_KEY": env["S3_SECRET_ACCESS_KEY"]}
+                    probe = f"http://127.0.0.1:{port}/obskit-health"
+                else:
+                    argv = [prog.path, "-H", "127.0.0.1", "-p", str(port)]
+                    probe = f"http://127.0.0.1:{port}/moto-api/"
+                plans.append(ServicePlan(name, kind, 0, argv, env, [(probe, {}, (200,))], 30, 60))
         return plans
 
     # ------------------------------------------------------------------ up
@@ -381,6 +400,9 @@ class ProcessRuntime:
             run([p.argv[0], "validate", *p.argv[1:]], env={**os.environ, **p.env}, timeout=60)
         elif p.kind == "postgres":
             _init_postgres(p, self.spec, self.run_dir, values)
+        elif p.kind == "object-store" and "S3_DATA_DIR" in p.env:
+            for folder in (p.env["S3_DATA_DIR"] + "/objects", p.env["S3_DATA_DIR"] + "/meta"):
+                Path(folder).mkdir(parents=True, exist_ok=True)
         elif p.kind == "grafana":
             for sub in ("log", "plugins"):
                 Path(p.env["GF_PATHS_DATA"], sub).mkdir(parents=True, exist_ok=True)
@@ -423,12 +445,23 @@ class ProcessRuntime:
 
     def _after_ready(self, p: ServicePlan) -> None:
         if p.kind == "object-store":
-            # The buckets of the spec, as compose's bucket job makes them in MinIO.
-            port = self.ports["object-store"]["s3"]
+            # The buckets of the spec, as compose's bucket job makes them in MinIO (signed
+            # requests: versitygw checks them).
+            import boto3
+            import botocore.exceptions
+
+            s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.ports['object-store']['s3']}",
+                              aws_access_key_id=p.env["S3_ACCESS_KEY_ID"], aws_secret_access_key=p.env["S3_SECRET_ACCESS_KEY"],
+                              region_name=self.spec.object_store.region)
+            region = self.spec.object_store.region
+            where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             for bucket in self.spec.object_store.buckets.model_dump().values():
-                r = requests.put(f"http://127.0.0.1:{port}/{bucket}", timeout=10)
-                if r.status_code not in (200, 409):
-                    raise StartFailed(f"the local S3 API refused to create bucket {bucket}: {r.status_code} {r.text[:200]}")
+                try:
+                    s3.create_bucket(Bucket=bucket, **where)
+                except botocore.exceptions.ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "")
+                    if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise StartFailed(f"the local S3 API refused to create bucket {bucket}: {code} {exc}") from None
 
     def _failure(self, name: str, what: str) -> str:
         lines = self.tail(name, LOG_LINES_ON_FAILURE)

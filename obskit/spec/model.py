@@ -794,7 +794,8 @@ class ProcessBinaries(Model):
     grafana_home: str | None = Field(None, description="Grafana's home (holds conf/ and public/); default: beside the binary")
     nginx: str | None = None
     postgres_bin: str | None = Field(None, description="folder holding initdb, pg_ctl and postgres")
-    moto_server: str | None = None
+    versitygw: str | None = Field(None, description="versitygw (Apache-2.0): a durable local S3 API on disk")
+    moto_server: str | None = Field(None, description="moto's server: an in-memory S3 API (objects do not survive a down)")
 
 
 class ProcessDatabase(Model):
