@@ -134,12 +134,6 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
     }
 
 
-def stop_timeout(grafana_sub_path: str, service: str) -> int:
-    """The stop wait of a service (``mimir-2`` is a mimir)."""
-    comps = components(grafana_sub_path)
-    return comps[component_of(service)].stop_timeout if component_of(service) in comps else 60
-
-
 def component_of(service: str) -> str:
     """The component a service runs: every Mimir replica (``mimir-1``...) runs mimir."""
     return "mimir" if service.startswith("mimir-") else service

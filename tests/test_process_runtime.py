@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from obskit import bindings, loopback
-from obskit.components import components
 from obskit.project import Project
 from obskit.render import render
 from obskit.runtime import ProcessStack, for_env, pick_environment
