@@ -389,3 +389,34 @@ def test_collector_config_validates_runs_and_exports_the_names_dashboards_query(
         log.close()
     logs = (tmp_path / "otelcol.log").read_text()
     assert "deprecated" not in logs.lower(), [line for line in logs.splitlines() if "deprecated" in line.lower()]
+
+
+@pytest.mark.binary
+def test_the_obskit_stack_fixture_runs_on_the_process_runtime(tmp_path):
+    """A user's test file, run by pytest with `--obskit-runtime process`: the fixture brings
+    the stack up without Docker, the test pushes and reads back, and nothing is left after."""
+    _whole_stack_or_skip()
+    user_test = tmp_path / "test_user_app.py"
+    user_test.write_text(
+        "import uuid\n"
+        "from obskit.verify import push_log\n\n"
+        "def test_my_app_logs(obskit_stack):\n"
+        "    marker = uuid.uuid4().hex\n"
+        "    push_log(obskit_stack.endpoints, obskit_stack.endpoints.tenants[0], marker)\n"
+        "    import time\n"
+        "    for _ in range(60):\n"
+        "        if obskit_stack.query_logs(f'{{service_name=\"obskit-verify\"}} |= \"{marker}\"'):\n"
+        "            break\n"
+        "        time.sleep(0.5)\n"
+        "    else:\n"
+        "        raise AssertionError('the log never arrived')\n"
+        "    assert obskit_stack.verify(['logs'])[0].ok\n"
+        "    open('workdir.txt', 'w').write(str(obskit_stack.workdir))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--obskit-runtime", "process",
+                           str(user_test)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
+    workdir = Path((tmp_path / "workdir.txt").read_text())
+    assert not workdir.exists(), "the fixture left its folder behind"
