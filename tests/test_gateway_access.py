@@ -443,6 +443,16 @@ def test_hsts_on_every_kind_of_answer(gw):
         assert r.headers.get("Strict-Transport-Security") == "max-age=31536000", (k, r.headers)
 
 
+def test_header_body_and_keepalive_timeouts_are_set(gw):
+    """Not nginx's 60 s defaults (checked on the config nginx runs; the values are
+    justified in the template and the README)."""
+    import re
+
+    conf = (Path(gw["plan"].env["gateway"]["OBSKIT_GW_CONF_DIR"]) / "nginx.conf").read_text()
+    found = dict(re.findall(r"^\s*(client_header_timeout|client_body_timeout|keepalive_timeout) (\S+);", conf, re.M))
+    assert found == {"client_header_timeout": "10s", "client_body_timeout": "15s", "keepalive_timeout": "75s"}, found
+
+
 # --------------------------------------------------------------------------- lockout
 
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Benchmark: the gateway's overhead against a direct connection.
+"""Benchmark: the gateway's overhead against a direct connection, before and after a change.
 
 The rendered gateway (TLS 1.2+, basic auth with obskit's {SSHA} hashes, per-credential
 limit_req, tenant header) runs on loopback with the loopback bindings, in front of a
 stub upstream (a second nginx answering 204). wrk pushes 1 KB and 100 KB bodies with
 keep-alive, first straight to the stub (plain HTTP, as the gateway reaches Loki), then
-through the gateway. A last run swaps the htpasswd file for apr1 (MD5, 1000 rounds) hashes
-to show what the hash scheme costs. Limits are set high so that nothing is rejected:
+through the gateway as it was at --before (a git revision: its configs/gateway templates,
+rendered with today's spec and bindings), then through the gateway of this tree, all in
+the same run. A last run swaps the htpasswd file for apr1 (MD5, 1000 rounds) hashes to
+show what the hash scheme costs. Limits are set high so that nothing is rejected:
 limit_req still runs on every request.
 
-    python load/bench/gateway.py [--duration 8] [--connections 32]
+    python load/bench/gateway.py [--duration 8] [--connections 32] [--before REV]
 
 Writes load/bench/results/gateway.md unless --no-write. Needs nginx, wrk and openssl.
 """
@@ -31,6 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+# The gateway before issue 13 (least privilege: allowlisted routes, limits after auth).
+BEFORE = "4cf27f54633e7f6ce0104d88225570fcdcfe81fe"
 
 STUB_CONF = """
 worker_processes 1;
@@ -72,6 +77,7 @@ def wrk(url: str, size: int, auth: str | None, duration: int, connections: int, 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50": lat(50), "p99": lat(99),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -79,10 +85,52 @@ def wrk(url: str, size: int, auth: str | None, duration: int, connections: int, 
     }
 
 
+def cpu_seconds(master: int) -> float:
+    """CPU time (user + system) used so far by an nginx master's worker processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def render_gateway_at(rev: str, resolved, dest: Path) -> Path:
+    """configs/gateway as it was at ``rev``, rendered with today's spec, into ``dest``."""
+    import io
+    import tarfile
+
+    from obskit.render import _jinja_env, config_context
+
+    src = dest / "src"
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "configs/gateway"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(src, filter="data")
+    import jinja2
+
+    jenv = _jinja_env()
+    jenv.loader = jinja2.FileSystemLoader(str(src))
+    out = dest / "configs" / "gateway"
+    for path in sorted((src / "configs" / "gateway").rglob("*")):
+        if not path.is_file() or path.name.startswith("_"):
+            continue
+        rel = path.relative_to(src).as_posix()
+        target = dest / (rel[: -len(".j2")] if rel.endswith(".j2") else rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".j2"):
+            target.write_text(jenv.get_template(rel).render(**config_context(resolved.spec)))
+        else:
+            target.write_bytes(path.read_bytes())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table shows medians")
+    parser.add_argument("--before", default=BEFORE, help="the git revision to compare with (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true")
     ns = parser.parse_args()
     for tool in ("nginx", "wrk", "openssl"):
@@ -104,25 +152,44 @@ def main() -> None:
     stub_port = plan.ports["loki"]["http"]
     stub_conf = tmp / "stub.conf"
     stub_conf.write_text(STUB_CONF.format(dir=tmp, port=stub_port))
-    prepared = nginx.prepare(tmp / "env/configs/gateway", plan.env["gateway"])
-    # Benchmark logging to a file, not the terminal; the syslog copy goes to a closed port.
+    from obskit.loopback import free_port
+
+    before_env = {**plan.env["gateway"], "OBSKIT_GW_CONF_DIR": str(tmp / "before-conf"),
+                  "OBSKIT_GW_TEMP_DIR": str(tmp / "before-tmp"), "OBSKIT_GW_PID_FILE": str(tmp / "before.pid"),
+                  "OBSKIT_GW_ACCESS_LOG": str(tmp / "before-access.log"),
+                  "OBSKIT_GW_LISTEN_HTTPS": f"127.0.0.1:{free_port()}", "OBSKIT_GW_LISTEN_HTTP": f"127.0.0.1:{free_port()}"}
+    gateways = {
+        "before": nginx.prepare(render_gateway_at(ns.before, resolved, tmp / "before"), before_env),
+        "after": nginx.prepare(tmp / "env/configs/gateway", plan.env["gateway"]),
+    }
+    user, password = "apps-write", plan.secrets["tenant-apps-write-password"]
+    import base64
+
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    urls = {
+        "direct": f"http://127.0.0.1:{stub_port}/loki/api/v1/push",
+        "before": f"https://localhost:{before_env['OBSKIT_GW_LISTEN_HTTPS'].split(':')[1]}/loki/api/v1/push",
+        "after": f"https://localhost:{plan.ports['gateway']['https']}/loki/api/v1/push",
+    }
+    sizes = ((1024, "1 KB"), (100 * 1024, "100 KB"))
+    runs: dict[tuple[str, str], list[dict]] = {}
     procs = []
     try:
-        for conf in (stub_conf, prepared.conf):
+        # Benchmark logging to a file, not the terminal; the syslog copy goes to a closed port.
+        for conf in (stub_conf, gateways["before"].conf, gateways["after"].conf):
             procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-e", str(tmp / "err.log"), "-g", "daemon off;"]))
         time.sleep(1)
-        user, password = "apps-write", plan.secrets["tenant-apps-write-password"]
-        import base64
-
-        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        gw = f"https://localhost:{plan.ports['gateway']['https']}/loki/api/v1/push"
-        direct = f"http://127.0.0.1:{stub_port}/loki/api/v1/push"
-        rows = []
-        for size, label in ((1024, "1 KB"), (100 * 1024, "100 KB")):
-            d = wrk(direct, size, None, ns.duration, ns.connections, tmp)
-            g = wrk(gw, size, auth, ns.duration, ns.connections, tmp)
-            rows.append((label, "direct (plain HTTP to the stub)", d))
-            rows.append((label, "through the gateway (TLS, {SSHA} auth, limit_req)", g))
+        order = ["direct", "before", "after"]
+        for rnd in range(ns.rounds):
+            for size, label in sizes:
+                # Each round starts with another variant, so that none always runs first.
+                for name in order[rnd % 3:] + order[: rnd % 3]:
+                    master = procs[order.index(name)].pid
+                    cpu = cpu_seconds(master)
+                    r = wrk(urls[name], size, None if name == "direct" else auth, ns.duration, ns.connections, tmp)
+                    # Worker CPU per request: what the server itself spent, whatever else runs on the machine.
+                    r["cpu_us"] = (cpu_seconds(master) - cpu) / max(r["requests"], 1) * 1e6
+                    runs.setdefault((label, name), []).append(r)
         # The same with apr1 hashes: what a slower scheme costs.
         htpasswd = Path(plan.env["gateway"]["OBSKIT_GW_SECRETS_DIR"]) / "htpasswd"
         # On stdin: a generated password may start with "-", and stays out of the process list.
@@ -131,29 +198,70 @@ def main() -> None:
         os.chmod(htpasswd, 0o600)
         htpasswd.write_text(f"{user}:{apr1}\n")
         os.chmod(htpasswd, 0o400)
-        rows.append(("1 KB", "through the gateway, apr1 hashes instead", wrk(gw, 1024, auth, ns.duration, ns.connections, tmp)))
+        cpu = cpu_seconds(procs[2].pid)
+        r = wrk(urls["after"], 1024, auth, ns.duration, ns.connections, tmp)
+        r["cpu_us"] = (cpu_seconds(procs[2].pid) - cpu) / max(r["requests"], 1) * 1e6
+        runs[("1 KB", "apr1")] = [r]
     finally:
         for p in procs:
             p.terminate()
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    def median(rs: list[dict]) -> dict:
+        import statistics
+
+        return {"rps": statistics.median(r["rps"] for r in rs), "p50": statistics.median(r["p50"] for r in rs),
+                "p99": statistics.median(r["p99"] for r in rs), "cpu_us": statistics.median(r["cpu_us"] for r in rs),
+                "non2xx": sum(r["non2xx"] for r in rs),
+                "errors": "; ".join(r["errors"] for r in rs if r["errors"]),
+                "each": " / ".join(f"{r['rps']:.0f}" for r in rs)}
+
+    results = {key: median(rs) for key, rs in runs.items()}
+
+    names = {
+        "direct": "direct (plain HTTP to the stub)",
+        "before": f"through the gateway before (`{ns.before[:7]}`)",
+        "after": "through the gateway after (allowlist, limits after auth)",
+        "apr1": "through the gateway after, apr1 hashes instead",
+    }
+    rows = []
+    for _size, label in sizes:
+        for name in ("direct", "before", "after"):
+            rows.append((label, name, results[(label, name)]))
+    rows.append(("1 KB", "apr1", results[("1 KB", "apr1")]))
+
     model = cpu_model()
     nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     lines = [
         "# Gateway overhead",
         "",
-        f"Machine: {model}, {os.cpu_count()} cores; {nginx_version}; wrk, 1 thread, {ns.connections} keep-alive connections, {ns.duration} s per run.",
-        "Method: `load/bench/gateway.py`. The rendered gateway (worker_processes auto) in front of a stub upstream",
+        f"Machine: {model}, {os.cpu_count()} cores; {nginx_version}; wrk, 1 thread, {ns.connections} keep-alive connections, {ns.duration} s per run;",
+        f"{ns.rounds} rounds, each variant in turn (a different one first in each round): medians of the rounds (apr1: one run).",
+        "Method: `load/bench/gateway.py`. The rendered gateways (worker_processes auto) in front of a stub upstream",
         "(nginx, 1 worker, discarding the body and answering 204). Direct = wrk straight to the stub over plain HTTP.",
-        "Gateway = TLS 1.3, basic auth, the role check (auth_request), limit_req with limits too high to reject, tenant header.",
+        "Gateway = TLS 1.3, basic auth, the role check, limit_req with limits too high to reject, tenant header.",
+        f"Before = the gateway templates at `{ns.before}` (limit_req before auth_basic, the role check as an",
+        "auth_request subrequest); after = this tree (an allowlisted route, auth_basic, then a named location with the",
+        "role and method check and the credential's limit_req). Both rendered from the same spec and running side by",
+        "side on their own ports, measured in this run.",
+        "Added = gateway minus direct at the same body size. Server CPU per request = the CPU time (user + system) the",
+        "nginx workers of that server used during the run, divided by the requests wrk completed: unlike requests/s",
+        "and latency, it depends little on what else the machine runs at the time.",
         "wrk, the gateway and the stub share the same cores, so absolute numbers are a floor.",
+        f"Load average (1 min) when the run ended: {os.getloadavg()[0]:.2f} (other work on the machine: requests/s and",
+        "latency vary from round to round; server CPU per request is the steadier comparison).",
         "",
-        "| body | path | requests/s | p50 (ms) | p99 (ms) | non-2xx | socket errors |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| body | path | requests/s | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | server CPU per request (µs) | requests/s per round | non-2xx | socket errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
-    for label, path, r in rows:
-        lines.append(f"| {label} | {path} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {r['errors'] or '-'} |")
+    for label, name, r in rows:
+        base = results[(label, "direct")]
+        added = "-" if name == "direct" else None
+        a50 = added or f"{r['p50'] - base['p50']:.2f}"
+        a99 = added or f"{r['p99'] - base['p99']:.2f}"
+        lines.append(f"| {label} | {names[name]} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {a50} | {a99} "
+                     f"| {r['cpu_us']:.0f} | {r['each']} | {r['non2xx']} | {r['errors'] or '-'} |")
     report = "\n".join(lines) + "\n"
     print(report)
     if not ns.no_write:
