@@ -220,3 +220,22 @@ def test_alerts_list_never_folds_a_rule_name(project, capsys, monkeypatch):
              "LokiLinesRejected", "CollectorDataDropped", "ObjectStoreErrors", "GatewayErrorRatioHigh"]
     for rule in names:
         assert rule in out, (rule, out)
+
+
+def test_verify_fails_fast_when_the_gateway_refuses_connections():
+    """Nothing listens: one sentence (GatewayUnreachable) before any check runs, instead of
+    each check waiting out its deadline on "connection refused"."""
+    from obskit.loopback import free_port
+    from obskit.spec.load import load_spec
+    from obskit.verify import Endpoints, GatewayUnreachable, cases_for, run_verify
+
+    port = free_port()
+    ep = Endpoints(f"https://localhost:{port}", f"https://localhost:{port}/grafana", None,
+                   {"apps-write": "x", "apps-read": "x"}, ("admin", "x"), ["apps", "sandbox"], [], [])
+    ran = []
+    with pytest.raises(GatewayUnreachable) as info:
+        run_verify(ep, cases_for(load_spec(None, environ={}, use_default_file=False).spec), deadline_seconds=1,
+                   on_result=ran.append)
+    assert ran == []
+    assert str(info.value).startswith(f"nothing answers at https://localhost:{port} (connection refused)")
+    assert "\n" not in info.value.message
