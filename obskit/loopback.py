@@ -133,6 +133,14 @@ def plan(
     table = bindings._process(spec, env)
     values, _ = SecretStore(workdir / "state", env_name).ensure(spec)
     values = dict(values)
+    # What the process table needs beyond env_name's own catalogue (an AWS environment has
+    # no object-store keys: its tasks use their role), generated for this throwaway plan.
+    from obskit.secrets import generate_password, is_derived
+
+    for svc in table.values():
+        for binding in svc.env.values():
+            if isinstance(binding, bindings.Secret) and not binding.ref and not is_derived(binding.name):
+                values.setdefault(binding.name, generate_password())
     if s3_access_key is not None:
         values["object-store-access-key"] = s3_access_key
     if s3_secret_key is not None:
