@@ -99,6 +99,9 @@ class Topology:
     # The collector's host metrics: which receivers (a YAML list the collector expands) and
     # the name its series carry as `instance`.
     host_receivers: str = "[host_metrics]"
+    # Who may tell the gateway a client's address (X-Forwarded-For): the load balancer's
+    # network in AWS; "unix:" elsewhere, a client that cannot exist.
+    trusted_proxy: str = "unix:"
     host_name: "Binding" = "localhost"
 
     def addr(self, service: str, port: str) -> str:
@@ -234,6 +237,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     }
     for replica in spec.mimir_replicas:
         gateway[f"OBSKIT_GW_{envname(replica)}"] = topo.addr(replica, "http")
+    gateway["OBSKIT_GW_TRUSTED_PROXY"] = topo.trusted_proxy
     gateway["OBSKIT_GW_RESOLVER"] = topo.resolver
     gateway["OBSKIT_GW_UPSTREAM_RESOLVE"] = (
         topo.upstream_resolve if isinstance(topo.upstream_resolve, Local)
@@ -344,6 +348,7 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         ephemeral_storage=True,  # Fargate task storage goes with the task
         # Fargate shows the collector no host: its task's CPU comes from the task metadata.
         host_receivers="[awsecscontainermetrics]",
+        trusted_proxy=env.vpc_cidr,  # the ALB's nodes live in the VPC's public subnets
         host_name=f"{spec.project}-ecs",
     )
     out = _common(spec, topo)
