@@ -227,6 +227,18 @@ def test_up_status_logs_down_keeps_data_and_stops_everything(tmp_path):
         rt.up()
         assert {s.service: s.container for s in rt.status()} == pids
 
+        # A change to Loki's config file (and nothing else) restarts Loki alone.
+        base = project.spec.environments["process"].base_port
+        changed = Project.of(load_spec(None, environ={}, use_default_file=False, sets=[
+            f"environments.process.base_port={base}",
+            *([f"environments.process.skip=[{','.join(absent)}]"] if absent else []),
+            "loki.log_level=debug"]), root=project.root)
+        ProcessStack(changed, "process").up()
+        after = {s.service: s.container for s in rt.status()}
+        assert after["loki"] != pids["loki"], "Loki kept running with its old config"
+        assert {k: v for k, v in after.items() if k != "loki"} == {k: v for k, v in pids.items() if k != "loki"}
+        pids = after
+
         # An object in the local S3 API (versitygw keeps it on disk; moto only in memory).
         import boto3
 

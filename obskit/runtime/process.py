@@ -196,9 +196,10 @@ class ServicePlan:
     stop_signal: int = signal.SIGTERM
     user: int | None = None  # run as this uid (postgres refuses root)
     group: int | None = None
+    config_hash: str = ""  # of its component's config files: a changed file restarts it
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(json.dumps([self.argv, sorted(self.env.items())]).encode())
+        h = hashlib.sha256(json.dumps([self.argv, sorted(self.env.items()), self.config_hash]).encode())
         return h.hexdigest()[:16]
 
 
@@ -290,6 +291,7 @@ class ProcessRuntime:
         configs = self.run_dir / "configs"
         ops = self.spec.operators.tenant
         plans = []
+        hashes = {c: _tree_hash(configs / c) for c in comps}
         for name in services:
             kind = component_of(name)
             env = resolve_env(table[name], values, local=local)
@@ -326,6 +328,8 @@ class ProcessRuntime:
                     argv = [prog.path, "-H", "127.0.0.1", "-p", str(port)]
                     probe = f"http://127.0.0.1:{port}/moto-api/"
                 plans.append(ServicePlan(name, kind, 0, argv, env, [(probe, {}, (200,))], 30, 60))
+        for p in plans:
+            p.config_hash = hashes.get(p.kind, "")
         return plans
 
     # ------------------------------------------------------------------ up
@@ -570,6 +574,14 @@ class ProcessRuntime:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _tree_hash(folder: Path) -> str:
+    """A hash over every file below ``folder`` (names and bytes); empty when there is none."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []:
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _host_args(comp: Component, configs: Path) -> list[str]:
