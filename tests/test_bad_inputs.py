@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import AWS_ENV
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "bad_inputs.yaml").read_text(encoding="utf-8"))
 
@@ -24,19 +25,7 @@ RULE = {
     "summary": "s", "description": "d", "runbook_url": "https://runbooks.example.com/x",
 }
 
-AWS = textwrap.dedent(
-    """\
-    environments:
-      local:
-        kind: compose
-      prod:
-        kind: aws
-        region: eu-west-1
-        domain: obs.example.com
-        hosted_zone_id: Z0123456789ABCDEFGHIJ
-        bucket_prefix: acme-obs-prod-
-    """
-)
+AWS = AWS_ENV  # the project and an AWS environment, as the other tests declare them
 
 
 def _spec_text(case: dict) -> str | None:
@@ -214,8 +203,6 @@ def test_alerts_list_never_folds_a_rule_name(project, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
     code, out, err = run_cli(["alerts", "list"], capsys)
     assert code == 0, err
-    from obskit.spec.load import load_spec
-
     names = ["HostCpuHigh", "StackComponentDown", "StackComponentCpuHigh", "MimirSamplesRejected",
              "LokiLinesRejected", "CollectorDataDropped", "ObjectStoreErrors", "GatewayErrorRatioHigh"]
     for rule in names:
