@@ -431,7 +431,8 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
 @env_option
 @spec_sets
 @click.option("--duration", callback=lambda ctx, p, v: _duration(v), help="Override the scenario's duration, e.g. 30s.")
-@click.option("--workers", type=click.IntRange(min=1), help="Sending processes (default: the scenario's, else the CPU count).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Sending processes (default: the scenario's, else as many as its rates need, at most the CPU count).")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: .obskit/load/<run>).")
 @click.option("--no-count", is_flag=True, help="Skip counting what arrived in Loki and Mimir afterwards.")
 @click.option("--no-freshness", is_flag=True, help="Skip the freshness probes during the run.")
@@ -505,7 +506,8 @@ class _LoadProgress:
                          + (f", {not_sent:,} not sent" if not_sent else ""))
         shown = min(elapsed, live.duration)
         phase = "" if elapsed <= live.duration else " (counting)"
-        self.live.update(f"[{shown:5.1f}/{live.duration:g}s]{phase} " + " | ".join(parts))
+        label = f"{live.label} " if live.label else ""
+        self.live.update(f"{label}[{shown:5.1f}/{live.duration:g}s]{phase} " + " | ".join(parts))
 
     def close(self) -> None:
         self.live.stop()

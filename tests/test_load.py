@@ -197,3 +197,54 @@ def test_load_command_without_a_running_stack_says_so(run_obskit):
     result = run_obskit("load", "steady")
     assert result.returncode != 0
     assert "obskit up" in result.stderr
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+def test_the_isolation_baseline_sends_exactly_what_the_real_gateway_lets_through(tmp_path):
+    """noisy-neighbour's baseline run has the neighbour at its gateway limit, derived from
+    the spec: the real gateway must accept all of it (not one 429), while the flood run at
+    6x is refused above the limit. If the generator's idea of the limit and nginx's parted
+    (the unit, the burst, per signal or per credential), the baseline would be refused too
+    or would not reach the limit."""
+    require_tool("nginx", "apt-get install nginx")
+    from obskit.loadgen.isolation import baseline_scenario, compare
+
+    resolved = load_spec(None, environ={}, use_default_file=False, sets=[
+        "tenants[0].limits.requests_per_second=100", "tenants[0].limits.burst=100",
+        "tenants[1].limits.requests_per_second=10", "tenants[1].limits.burst=10",
+    ])
+    limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
+    write_environment(render(resolved, "local"), tmp_path / "env")
+    plan = loopback.plan(resolved.spec, tmp_path / "env", tmp_path / "work")
+    sink = Sink([plan.ports["loki"]["http"], *[plan.ports[r]["http"] for r in resolved.spec.mimir_replicas]]).start()
+    sc = Scenario.model_validate({
+        "name": "isolation-test", "duration": "4s", "services": 4, "series_per_service": 50,
+        "batch_logs": 200, "batch_points": 200, "log_content": {"variety": "fast"},
+        "isolation": {"tenant": "apps", "window": ["1s", "4s"], "rounds": 1},
+        "tenants": [
+            {"tenant": "apps", "logs": [{"at": 0, "rate": 2000}]},  # 10 requests/s
+            {"tenant": "sandbox", "retries": 0, "max_in_flight": 8,  # 30 + 30 requests/s: 6x its limit
+             "logs": [{"at": 0, "rate": 6000}], "points": [{"at": 0, "rate": 6000}]},
+        ],
+    })
+    tenants = {None: "apps", "apps": "apps", "sandbox": "sandbox"}
+    try:
+        with running_gateway(plan, tmp_path) as (base, ca):
+            target = target_for(loopback.endpoints(plan, str(ca)), ["apps", "sandbox"])
+            plain = baseline_scenario(sc, tenants, limits)
+            baseline = run(plain, target, tenants=tenants)
+            flood = run(sc, target, tenants=tenants)
+    finally:
+        sink.stop()
+    for key in ("sandbox/logs", "sandbox/metrics"):
+        b, f = baseline.totals[key], flood.totals[key]
+        assert set(b["responses"]) == {"200"} and b["accepted"] == b["offered"] == b["target"] > 0, b
+        assert f["rejected"].get("429", 0) > 0, f
+    iso = compare([baseline], [flood], sc, limits)
+    assert iso["runs"]["baseline"]["neighbours"]["sandbox"]["times_limit"] == pytest.approx(1.0, abs=0.1)
+    assert iso["runs"]["flood"]["neighbours"]["sandbox"]["times_limit"] >= 5
+    # The quiet tenant got everything through in both runs.
+    assert iso["judged"]["logs accepted_per_s"] == {"change": 0.0, "verdict": "within"}
+    assert iso["runs"]["flood"]["signals"]["logs"]["requests"] == 30

@@ -9,6 +9,7 @@ import gzip
 import json
 import math
 import random
+import re
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from obskit.loadgen import wire
 from obskit.loadgen.run import Live, plan_workers, run
 from obskit.loadgen.scenario import Point, Scenario, load_scenario, seconds
 from obskit.loadgen.schedule import Curve, batches
+from obskit.loadgen.isolation import IsolationError, baseline_scenario, peak_requests_per_s
 from obskit.loadgen.sink import PARTIAL_MESSAGE, Sink
 from obskit.loadgen.worker import NOT_SENT_BUSY, PARTIAL, Stats, Target, TaskSender
 from obskit.loopback import free_port
@@ -297,40 +299,177 @@ def test_noisy_neighbour_floods_at_least_five_times_the_default_limit():
     sc = load_scenario("noisy-neighbour")
     flood = next(t for t in sc.tenants if t.tenant == "sandbox")
     limit = RateLimit().requests_per_second
-    requests_per_s = max(p.rate for p in flood.logs) / sc.batch_logs + max(p.rate for p in flood.points) / sc.batch_points
-    assert requests_per_s >= 5 * limit
-    # The flood comes in the second part of the run only: the first part is the baseline.
-    assert sc.isolation is not None
-    start = min(p.t for p in flood.logs if p.rate > 0)
-    assert sc.isolation.window("baseline")[1] <= start <= sc.isolation.window("during")[0]
+    assert peak_requests_per_s(flood, sc) >= 5 * limit
+    # The flood runs the whole run, and the quiet tenant stays under its own limit.
+    assert min(p.t for p in flood.logs + flood.points) == 0
+    assert peak_requests_per_s(sc.tenants[0], sc) < limit
     # Enough senders that the flood is offered even while 429s come back.
     assert (flood.max_in_flight or sc.max_in_flight) >= 8 and flood.retries == 0
+    # The run without the flood: sandbox at exactly its limit, the quiet tenant unchanged.
+    assert sc.isolation is not None and sc.isolation.baseline == "at_limit" and sc.isolation.rounds >= 2
+    plain = baseline_scenario(sc, {None: "apps", "sandbox": "sandbox"},
+                              {"apps": {"requests_per_second": limit}, "sandbox": {"requests_per_second": limit}})
+    assert peak_requests_per_s(plain.tenants[1], plain) == pytest.approx(limit)
+    assert plain.tenants[0] == sc.tenants[0]
 
 
-def test_isolation_windows_must_lie_within_the_run_and_name_a_tenant_of_the_scenario():
-    with pytest.raises(Exception, match="isolation.during must lie within the run"):
-        scenario(isolation={"tenant": "t", "baseline": ["0s", "1s"], "during": ["2s", "9s"]})
+def test_the_baseline_run_needs_the_neighbours_limit_or_leaves_it_out():
+    sc = scenario(isolation={"tenant": "t", "window": ["0s", "3s"]},
+                  tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 100}]},
+                           {"tenant": "u", "logs": [{"at": 0, "rate": 100}, {"at": 2, "rate": 2000}]}])
+    with pytest.raises(IsolationError, match="needs tenant u's gateway limit"):
+        baseline_scenario(sc, {None: "t", "t": "t", "u": "u"}, {})
+    # at its peak (2,000 records/s in batches of 100: 20 requests/s) u is scaled to its limit of 5/s
+    plain = baseline_scenario(sc, {None: "t", "t": "t", "u": "u"}, {"u": {"requests_per_second": 5}})
+    assert [p.rate for p in plain.tenants[1].logs] == [25, 500]
+    alone = sc.model_copy(update={"isolation": sc.isolation.model_copy(update={"baseline": "alone"})})
+    assert [t.tenant for t in baseline_scenario(alone, {None: "t", "t": "t", "u": "u"}, {}).tenants] == ["t"]
+
+
+def test_the_quiet_tenant_sends_from_processes_of_its_own():
+    """A flood sent from the same process would hold the interpreter lock while the quiet
+    tenant's batches wait: the generator would measure itself."""
+    sc = scenario(services=4, isolation={"tenant": "t", "window": ["0s", "3s"]},
+                  tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 100}]},
+                           {"tenant": "u", "logs": [{"at": 0, "rate": 100}], "points": [{"at": 0, "rate": 100}]}])
+    tenants = {None: "t", "t": "t", "u": "u"}
+    for workers in (1, 2, 4):
+        plans = plan_workers(sc, Target("http://x", {"t": "", "u": ""}), "r", workers, tenants, 0)
+        assert all(len({task.tenant for task in p.tasks}) == 1 for p in plans), workers
+        assert {task.tenant for p in plans for task in p.tasks} == {"t", "u"}
+        assert len({p.index for p in plans}) == len(plans)
+        # every service of every tenant is sent exactly once
+        for tenant, signal in (("t", "logs"), ("u", "logs"), ("u", "metrics")):
+            mine = sorted(i for p in plans for task in p.tasks if (task.tenant, task.signal) == (tenant, signal)
+                          for i in task.services)
+            assert mine == [0, 1, 2, 3]
+    # without isolation, tenants share the processes as before
+    plain = scenario(services=4, tenants=sc.model_dump()["tenants"])
+    (plan,) = plan_workers(plain, Target("http://x", {"t": "", "u": ""}), "r", 1, tenants, 0)
+    assert {task.tenant for task in plan.tasks} == {"t", "u"}
+
+
+def test_isolation_window_must_lie_within_the_run_and_name_a_tenant_of_the_scenario():
+    two = [{"tenant": "t", "logs": [{"at": 0, "rate": 100}]}, {"tenant": "u", "logs": [{"at": 0, "rate": 100}]}]
+    with pytest.raises(Exception, match="isolation.window must lie within the run"):
+        scenario(isolation={"tenant": "t", "window": ["2s", "9s"]}, tenants=two)
     with pytest.raises(Exception, match="isolation.tenant 'nope' is not one of the scenario's tenants"):
-        scenario(isolation={"tenant": "nope", "baseline": ["0s", "1s"], "during": ["1s", "2s"]})
+        scenario(isolation={"tenant": "nope", "window": ["0s", "1s"]}, tenants=two)
+    with pytest.raises(Exception, match="isolation needs a second tenant"):
+        scenario(isolation={"tenant": "t", "window": ["0s", "1s"]})
 
 
-def test_isolation_compares_the_quiet_tenant_with_and_without_the_flood():
-    sc = scenario(duration="4s", isolation={"tenant": "t", "baseline": ["0s", "2s"], "during": ["2s", "4s"]},
-                  tenants=[{"tenant": "t", "logs": [{"at": 0, "rate": 100}]}])
+def fake_run(latencies: list[float], accepted: int = 100, neighbour_requests: int = 0, run_id: str = "r") -> Live:
+    """A finished run of quiet tenant t (and neighbour u) whose every second holds these
+    latencies (ms) for t's logs."""
     live = Live(started=0, duration=4)
-    live.run_id, live.workers, live.lost_workers, live.tenant_map = "r", 1, 0, TENANTS
-    seconds_ = {}
+    live.run_id, live.workers, live.lost_workers, live.tenant_map = run_id, 1, 0, {None: "t", "t": "t", "u": "u"}
     for s in range(4):
-        lat = [10.0] * 10 if s < 2 else [10.0] * 9 + [50.0]  # p99 five times worse during the flood
-        seconds_[s] = {"target": 100, "offered": 100, "not_sent": 0, "accepted": 100, "rejected": 0, "failed": 0,
-                       "retries": 0, "requests": 10, "latency_ms": lat}
-    live.absorb(0, {"t/logs": {"totals": {"target": 400, "offered": 400, "accepted": 400, "failed": 0, "retries": 0,
-                                          "requests": 40, "not_sent": {}, "rejected": {}, "responses": {"200": 40},
-                                          "messages": {}, "bytes_raw": 1, "bytes_sent": 1, "gzip_sample": [0, 0],
-                                          "lanes": 1},
-                               "seconds": seconds_, "latency_hist": None, "service_hist": None}})
-    iso = report_mod.build(live, sc, "x", None)["isolation"]
-    assert iso["tenant"] == "t"
-    assert iso["windows"]["baseline"]["logs"] == {"accepted_per_s": 100.0, "p50_ms": 10.0, "p99_ms": 10.0}
-    assert iso["changes"]["logs accepted_per_s"] == 0 and iso["changes"]["logs p99_ms"] == 4.0
-    assert iso["within_tolerance"] is False
+        live.timeline.setdefault("t/logs", {})[s] = {"target": accepted, "offered": accepted, "not_sent": 0,
+                                                     "accepted": accepted, "rejected": 0, "failed": 0, "retries": 0,
+                                                     "requests": len(latencies), "latency_ms": list(latencies)}
+        live.timeline.setdefault("u/logs", {})[s] = {"target": 0, "offered": 0, "not_sent": 0, "accepted": 0,
+                                                     "rejected": 0, "failed": 0, "retries": 0,
+                                                     "requests": neighbour_requests, "latency_ms": []}
+    return live
+
+
+ISO = {"tenant": "t", "window": ["0s", "4s"], "rounds": 2}
+TWO = [{"tenant": "t", "logs": [{"at": 0, "rate": 100}]}, {"tenant": "u", "logs": [{"at": 0, "rate": 100}]}]
+
+
+def test_isolation_judges_the_quiet_tenants_latency_with_an_interval():
+    from obskit.loadgen.isolation import compare
+
+    sc = scenario(duration="4s", isolation=ISO, tenants=TWO)
+    rng = random.Random(7)
+    steady = lambda: [rng.gauss(10, 1) for _ in range(500)]  # noqa: E731
+    # The same latencies with and without the flood: within 5%, and the interval says so.
+    same = compare([fake_run(steady(), neighbour_requests=5)] * 2, [fake_run(steady(), neighbour_requests=30)] * 2, sc,
+                   {"u": {"requests_per_second": 5}})
+    assert same["verdict"] == "within" and same["within_tolerance"] is True
+    p50 = same["judged"]["latency p50_ms"]
+    assert p50["interval"][0] <= p50["change"] <= p50["interval"][1] <= 0.05
+    assert same["runs"]["baseline"]["neighbours"]["u"] == {"requests_per_s": 5.0, "times_limit": 1.0}
+    assert same["runs"]["flood"]["neighbours"]["u"] == {"requests_per_s": 30.0, "times_limit": 6.0}
+    assert same["runs"]["flood"]["latency"]["requests"] == 2 * 4 * 500
+    # Every request 50% slower during the flood: NOT within, however it is sampled.
+    slow = compare([fake_run(steady())] * 2, [fake_run([x * 1.5 for x in steady()])] * 2, sc)
+    assert slow["verdict"] == "NOT within" and slow["judged"]["latency p50_ms"]["interval"][0] > 0.4
+    # Only the tail worse (p99 3x): the median alone would have missed it.
+    tail = compare([fake_run(steady())] * 2, [fake_run(steady()[:490] + [30.0] * 10)] * 2, sc)
+    assert tail["judged"]["latency p50_ms"]["verdict"] == "within"
+    assert tail["judged"]["latency p99_ms"]["verdict"] == "NOT within" and tail["verdict"] == "NOT within"
+    # Fewer accepted items for the quiet tenant during the flood: NOT within.
+    starved = compare([fake_run(steady())] * 2, [fake_run(steady(), accepted=80)] * 2, sc)
+    assert starved["judged"]["logs accepted_per_s"] == {"change": -0.2, "verdict": "NOT within"}
+    # Faster during the flood is no harm.
+    faster = compare([fake_run(steady())] * 2, [fake_run([x * 0.8 for x in steady()])] * 2, sc)
+    assert faster["verdict"] == "within"
+
+
+def test_the_interval_pairs_rounds_so_drift_cancels_but_a_varying_effect_does_not():
+    from obskit.loadgen.isolation import compare
+
+    sc = scenario(duration="4s", isolation=ISO, tenants=TWO)
+    rng = random.Random(3)
+    run_at = lambda mean: fake_run([rng.gauss(mean, 0.5) for _ in range(300)])  # noqa: E731
+    # The machine drifts 20% between rounds, the flood costs nothing: the rounds are paired,
+    # so the drift cancels and the verdict is within.
+    drifting = compare([run_at(9), run_at(11)], [run_at(9), run_at(11)], sc)
+    lo, hi = drifting["judged"]["latency p50_ms"]["interval"]
+    assert -0.05 < lo <= hi < 0.05 and drifting["judged"]["latency p50_ms"]["verdict"] == "within"
+    # The same runs unpaired (the flood's rounds in the other order) look like a +-20% effect.
+    crossed = compare([run_at(9), run_at(11)], [run_at(11), run_at(9)], sc)
+    lo, hi = crossed["judged"]["latency p50_ms"]["interval"]
+    assert lo < -0.05 and hi > 0.05 and crossed["judged"]["latency p50_ms"]["verdict"] == "inconclusive"
+    # One round: only the sampling noise within the runs, a narrow interval.
+    one = compare([run_at(10)], [run_at(10)], sc.model_copy(update={"isolation": sc.isolation.model_copy(
+        update={"rounds": 1})}))
+    lo, hi = one["judged"]["latency p50_ms"]["interval"]
+    assert hi - lo < 0.03 and one["rounds"] == 1
+
+
+def test_the_summary_states_the_isolation_verdict_and_its_interval():
+    sc = scenario(duration="4s", isolation=ISO, tenants=TWO)
+    rng = random.Random(5)
+    base = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=5)] * 2
+    flood = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=30)] * 2
+    rep = report_mod.build(flood[-1], sc, "x", None, {"u": {"requests_per_second": 5, "burst": 10}},
+                           baseline=(base, flood))
+    text = report_mod.summary(rep)
+    assert "isolation: t over 0-4 s of 2 flood runs (u 30.0 requests/s (6.0x its limit))" in text
+    assert "(neighbours at its limit: u 5.0 requests/s (1.0x its limit))" in text
+    assert re.search(r"latency p99 +[\d.]+ -> [\d.]+ ms \([+-][\d.]+%; 95% interval [+-][\d.]+% to [+-][\d.]+%\)", text)
+    assert "-> within 5%" in text
+    # a scenario with isolation but no baseline run says it was not measured
+    assert report_mod.build(flood[-1], sc, "x", None)["isolation"] == {"measured": False, "reason": "no baseline run"}
+
+
+def test_without_workers_set_a_scenario_gets_the_processes_its_rates_need_not_one_per_cpu():
+    """Each process keeps its own schedule, and at low rates sends a partial batch every
+    0.2 s: one process per CPU on a 16-core laptop would turn steady's 15 requests/s into
+    160, and run into the gateway's limit of 50."""
+    from obskit.loadgen.run import tenant_groups
+    from obskit.loadgen.schedule import batches
+
+    def requests_per_s(sc, cpus):
+        total = 0
+        for loads, count in tenant_groups(sc, None, cpus=cpus):
+            for w in range(count):
+                share = len([i for i in range(sc.services) if i % count == w]) / sc.services
+                for load in loads:
+                    for profile, size in ((load.logs, sc.batch_logs), (load.points, sc.batch_points)):
+                        total += sum(1 for _ in batches(profile, sc.duration_s, size, share)) if profile else 0
+        return total / sc.duration_s
+
+    steady = load_scenario("steady")
+    assert [n for _, n in tenant_groups(steady, None, cpus=16)] == [1]
+    assert requests_per_s(steady, 16) == pytest.approx(15, abs=0.5)
+    assert [n for _, n in tenant_groups(load_scenario("ramp"), None, cpus=16)] == [2]  # 40k realistic records/s
+    assert [n for _, n in tenant_groups(load_scenario("ramp"), None, cpus=1)] == [1]  # never more than the CPUs
+    nn = load_scenario("noisy-neighbour")
+    assert [n for _, n in tenant_groups(nn, None, cpus=16)] == [1, 1]
+    # An explicit count is kept (and split between the groups of an isolation scenario).
+    assert [n for _, n in tenant_groups(steady, 4, cpus=16)] == [4]
+    assert [n for _, n in tenant_groups(nn, 4, cpus=16)] == [2, 2]

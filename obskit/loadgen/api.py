@@ -9,6 +9,7 @@ from typing import Callable
 
 from obskit.errors import ObskitError
 from obskit.loadgen import report as report_mod
+from obskit.loadgen.isolation import IsolationError, baseline_scenario
 from obskit.loadgen.run import Live, run
 from obskit.loadgen.scenario import Scenario, load_scenario
 from obskit.loadgen.worker import Target
@@ -101,10 +102,32 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     spec_tenants = [t.name for t in resolved.spec.tenants]
     tenants = tenant_map(scenario, spec_tenants)
     target = target_for(ep, list(dict.fromkeys(tenants.values())))
-    live = run(scenario, target, tenants=tenants, workers=workers, probes=ep if freshness else None, on_tick=on_tick)
-    backend = backend_counts(ep, live, tenants) if count else {"measured": False, "reason": "--no-count"}
     limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
-    rep = report_mod.build(live, scenario, ep.gateway, backend, limits)
-    out = out or project.state_dir / "load" / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-{live.run_id}"
-    files = report_mod.write(rep, Path(out))
+    baselines: list[Live] = []
+    floods: list[Live] = []
+    if scenario.isolation is not None:  # rounds of the scenario without the flood, then with it
+        try:
+            plain = baseline_scenario(scenario, tenants, limits)
+        except IsolationError as exc:
+            raise LoadError(str(exc)) from None
+        rounds = scenario.isolation.rounds
+        for r in range(1, rounds + 1):
+            baselines.append(run(plain, target, tenants=tenants, workers=workers, on_tick=on_tick,
+                                 label=f"round {r}/{rounds}, baseline run (no flood)"))
+            if r < rounds:
+                floods.append(run(scenario, target, tenants=tenants, workers=workers, on_tick=on_tick,
+                                  label=f"round {r}/{rounds}, flood run"))
+    # The last (or only) run: freshness probes, backend counts, plots.
+    live = run(scenario, target, tenants=tenants, workers=workers, probes=ep if freshness else None, on_tick=on_tick,
+               label=f"round {len(baselines)}/{len(baselines)}, flood run" if baselines else "")
+    floods.append(live)
+    backend = backend_counts(ep, live, tenants) if count else {"measured": False, "reason": "--no-count"}
+    rep = report_mod.build(live, scenario, ep.gateway, backend, limits,
+                           baseline=(baselines, floods) if baselines else None)
+    out = Path(out or project.state_dir / "load" / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-{live.run_id}")
+    files = report_mod.write(rep, out)
+    if baselines:
+        plain_report = report_mod.build(baselines[-1], plain, ep.gateway,
+                                         {"measured": False, "reason": "baseline run"}, limits)
+        files += report_mod.write(plain_report, out / "baseline")
     return LoadResult(rep, files)

@@ -41,8 +41,11 @@ def _tenant(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def build(live, scenario, target_label: str, backend: dict | None, limits: dict | None = None) -> dict:
-    """``limits``: tenant -> {requests_per_second, burst} of the gateway, when known."""
+def build(live, scenario, target_label: str, backend: dict | None, limits: dict | None = None,
+          baseline=None) -> dict:
+    """``limits``: tenant -> {requests_per_second, burst} of the gateway, when known;
+    ``baseline``: for a scenario that measures isolation, (baseline runs, flood runs): the
+    rounds without the flood and with it (``live`` being the last flood run)."""
     keys = sorted(live.totals)
     duration = scenario.duration_s
     timeline, totals = [], {}
@@ -96,7 +99,7 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
         "balanced": all(t["balanced"] for t in totals.values()),
         "timeline": timeline,
         "tenants": _tenants(totals, timeline, limits),
-        "isolation": _isolation(live, scenario, totals),
+        "isolation": _isolation(baseline, live, scenario, limits),
         "freshness": {
             tenant: {signal: {
                 "samples": sorted(samples, key=lambda s: s["t"]),
@@ -130,42 +133,15 @@ def _tenants(totals: dict, timeline: list[dict], limits: dict | None) -> dict:
     return out
 
 
-def _isolation(live, scenario, totals: dict) -> dict | None:
-    """The quiet tenant's accepted rate and latency with and without the neighbour's flood."""
-    iso = scenario.isolation
-    if iso is None:
+def _isolation(baseline, live, scenario, limits: dict | None) -> dict | None:
+    if scenario.isolation is None:
         return None
-    mapping = getattr(live, "tenant_map", None) or {}
-    quiet = mapping.get(iso.tenant, iso.tenant)
-    out: dict = {"tenant": quiet, "tolerance": iso.tolerance, "windows": {}, "within_tolerance": True}
-    for which in ("baseline", "during"):
-        a, b = iso.window(which)
-        secs = [s for s in range(int(a), int(math.ceil(b)))]
-        w: dict = {"from_s": a, "to_s": b}
-        for key in totals:
-            if _tenant(key) != quiet:
-                continue
-            line = live.timeline.get(key, {})
-            lat = [x for s in secs for x in line.get(s, {}).get("latency_ms", [])]
-            w[_signal(key)] = {
-                "accepted_per_s": round(sum(line.get(s, {}).get("accepted", 0) for s in secs) / max(1, len(secs)), 1),
-                "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
-            }
-        out["windows"][which] = w
-    base, during = out["windows"]["baseline"], out["windows"]["during"]
-    changes = {}
-    for signal in (s for s in base if s in ("logs", "metrics")):
-        for metric in ("accepted_per_s", "p50_ms", "p99_ms"):
-            x, y = base[signal][metric], during[signal][metric]
-            if x and y is not None:
-                change = (y - x) / x
-                changes[f"{signal} {metric}"] = round(change, 4)
-                # A lower latency or a higher rate is no harm; only a worse one counts.
-                worse = -change if metric == "accepted_per_s" else change
-                if worse > iso.tolerance:
-                    out["within_tolerance"] = False
-    out["changes"] = changes
-    return out
+    if baseline is None:
+        return {"measured": False, "reason": "no baseline run"}
+    from obskit.loadgen.isolation import compare
+
+    baselines, floods = baseline
+    return {"measured": True, **compare(list(baselines), list(floods), scenario, limits)}
 
 
 def write(report: dict, out_dir: Path) -> list[Path]:
@@ -377,12 +353,7 @@ def summary(report: dict) -> str:
             lines.append(f"{tenant}: offered {t['requests_per_s']} requests/s over the {t['active_seconds']} s it had "
                          f"load, {t['times_limit']}x the gateway's limit of {t['limit_requests_per_s']}/s "
                          f"(burst {t['limit_burst']})")
-    iso = report.get("isolation")
-    if iso:
-        verdict = "within" if iso["within_tolerance"] else "NOT within"
-        changes = ", ".join(f"{k} {v:+.1%}" for k, v in iso["changes"].items())
-        lines.append(f"isolation: {iso['tenant']} during the flood vs before it: {changes} "
-                     f"({verdict} {iso['tolerance']:.0%})")
+    lines += isolation_lines(report.get("isolation"))
     for tenant, by_signal in report["freshness"].items():
         for signal, f in by_signal.items():
             if f["samples"]:
@@ -398,3 +369,49 @@ def summary(report: dict) -> str:
     if report.get("items_per_cpu_second"):
         lines.append(f"generator: {report['generator_cpu_seconds']} CPU s, {report['items_per_cpu_second']} items per CPU second")
     return "\n".join(lines)
+
+
+def isolation_lines(iso: dict | None) -> list[str]:
+    """The isolation comparison, a few lines of the summary."""
+    if not iso:
+        return []
+    if not iso.get("measured"):
+        return [f"isolation: not measured ({iso.get('reason')})"]
+    a, b = iso["window_s"]
+    runs = iso["runs"]
+
+    def neighbours(run: dict) -> str:
+        return ", ".join(f"{t} {n['requests_per_s']} requests/s" + (f" ({n['times_limit']}x its limit)"
+                                                                     if "times_limit" in n else "")
+                         for t, n in sorted(run["neighbours"].items())) or "no neighbour"
+
+    kind = "at its limit" if iso["baseline"] == "at_limit" else "absent"
+    lines = [f"isolation: {iso['tenant']} over {a:g}-{b:g} s of {iso['rounds']} flood runs ({neighbours(runs['flood'])}) "
+             f"against the same seconds of {iso['rounds']} runs without the flood, alternating (neighbours {kind}: "
+             f"{neighbours(runs['baseline'])})"]
+    fmt = lambda v: "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}")  # noqa: E731
+    for signal in sorted(runs["flood"]["signals"]):
+        base, flood = runs["baseline"]["signals"].get(signal), runs["flood"]["signals"][signal]
+        if base is None:
+            continue
+        parts = []
+        for metric, label in (("accepted_per_s", "accepted/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+            change = iso["changes"].get(f"{signal} {metric}")
+            parts.append(f"{label} {fmt(base[metric])} -> {fmt(flood[metric])}"
+                         + (f" ({change:+.1%})" if change is not None else ""))
+        lines.append(f"  {signal:<8} " + ", ".join(parts) + f"; {base['requests']}/{flood['requests']} requests")
+    for name, j in iso["judged"].items():
+        if name.startswith("latency"):
+            lo, hi = j["interval"] or (None, None)
+            b, f = runs["baseline"]["latency"], runs["flood"]["latency"]
+            metric = name.split()[1]
+            lines.append(f"  {name.replace('_ms', ''):<12} {fmt(b[metric])} -> {fmt(f[metric])} ms"
+                         + (f" ({j['change']:+.1%}; {iso['confidence']:.0%} interval {lo:+.1%} to {hi:+.1%})"
+                            if lo is not None else "") + f": {j['verdict']}"
+                         + f" ({b['requests']}/{f['requests']} requests, both signals)")
+    verdict = iso["verdict"]
+    why = {"within": "", "NOT within": "",
+           "inconclusive": ": the interval straddles the tolerance (too few requests or rounds to tell; raise "
+                           "--duration or isolation.rounds)"}[verdict]
+    lines.append(f"  -> {verdict} {iso['tolerance']:.0%}{why} (a lower latency or a higher rate is no harm)")
+    return lines

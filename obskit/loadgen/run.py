@@ -4,6 +4,7 @@ arrived at the backend afterwards."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import queue as queue_mod
@@ -20,25 +21,68 @@ READY_TIMEOUT_S = 120.0  # for every worker process to start and set up
 START_DELAY_S = 0.3  # from the last worker being ready to the start of the schedule
 
 
-def plan_workers(scenario: Scenario, target: Target, run_id: str, workers: int, tenants: dict[str | None, str],
-                 start_at: float) -> list[WorkerPlan]:
-    """Split every tenant's services over the workers; each takes its share of the rate and
-    of the in-flight limit (at least one sender each)."""
+# What one sending process keeps up with comfortably, per second of peak rate (about half of
+# what load/bench/results/generator.md measured per CPU second: 84k realistic log records,
+# 990k fast ones, 1.2M data points).
+CAPACITY = {"realistic": 40_000, "fast": 400_000, "points": 500_000}
+
+
+def needed_workers(loads, scenario: Scenario) -> int:
+    """How many sending processes a set of tenants' peak rates needs. More than that is not
+    free: each process keeps its own schedule, and at low rates each sends a partial batch
+    every 0.2 s, so extra processes send more, smaller requests (16 processes would turn
+    `steady`'s 15 requests/s into 160 and run into the gateway's limit)."""
+    need = 0.0
+    for load in loads:
+        need += max((p.rate for p in load.logs), default=0) / CAPACITY[scenario.log_content.variety]
+        need += max((p.rate for p in load.points), default=0) / CAPACITY["points"]
+    return max(1, math.ceil(need))
+
+
+def tenant_groups(scenario: Scenario, workers: int | None, cpus: int | None = None) -> list[tuple[list, int]]:
+    """Which tenants share sending processes, and how many processes each group gets: as
+    many as ``workers`` says, else as many as its peak rates need (at most the CPU count).
+
+    A scenario that measures isolation gives its quiet tenant processes of its own: a flood
+    sent from the same process would hold the interpreter lock while the quiet tenant's
+    batches wait, and the generator would measure itself instead of the gateway."""
+    cpus = cpus or os.cpu_count() or 1
+    iso = scenario.isolation
+    if iso is None or len(scenario.tenants) == 1:
+        groups = [list(scenario.tenants)]
+    else:
+        groups = [[t for t in scenario.tenants if t.tenant == iso.tenant],
+                  [t for t in scenario.tenants if t.tenant != iso.tenant]]
+    if workers is None:
+        return [(g, min(cpus, needed_workers(g, scenario))) for g in groups]
+    if len(groups) == 1:
+        return [(groups[0], workers)]
+    mine = max(1, workers // 2)
+    return [(groups[0], mine), (groups[1], max(1, workers - mine))]
+
+
+def plan_workers(scenario: Scenario, target: Target, run_id: str, workers: int | None,
+                 tenants: dict[str | None, str], start_at: float) -> list[WorkerPlan]:
+    """Split every tenant's services over its group's workers; each takes its share of the
+    rate and of the in-flight limit (at least one sender each)."""
     plans = []
-    busy = min(workers, scenario.services)  # workers that get services
-    for w in range(workers):
-        tasks = []
-        for load in scenario.tenants:
-            tenant = tenants[load.tenant]
-            mine = tuple(i for i in range(scenario.services) if i % workers == w)
+    index = 0
+    for loads, count in tenant_groups(scenario, workers):
+        busy = min(count, scenario.services)  # workers that get services
+        for w in range(count):
+            tasks = []
+            mine = tuple(i for i in range(scenario.services) if i % count == w)
             share = len(mine) / scenario.services
-            limit = load.max_in_flight or scenario.max_in_flight
-            lanes = max(1, limit // busy + (1 if w < limit % busy else 0))
-            for signal, profile in (("logs", load.logs), ("metrics", load.points)):
-                if profile and mine and any(p.rate > 0 for p in profile):
-                    tasks.append(Task(tenant, signal, tuple(profile), share, mine, load.retries, lanes))
-        if tasks:
-            plans.append(WorkerPlan(w, scenario, target, run_id, start_at, tuple(tasks)))
+            for load in loads:
+                tenant = tenants[load.tenant]
+                limit = load.max_in_flight or scenario.max_in_flight
+                lanes = max(1, limit // busy + (1 if w < limit % busy else 0))
+                for signal, profile in (("logs", load.logs), ("metrics", load.points)):
+                    if profile and mine and any(p.rate > 0 for p in profile):
+                        tasks.append(Task(tenant, signal, tuple(profile), share, mine, load.retries, lanes))
+            if tasks:
+                plans.append(WorkerPlan(index, scenario, target, run_id, start_at, tuple(tasks)))
+                index += 1
     return plans
 
 
@@ -52,6 +96,7 @@ class Live:
 
     started: float
     duration: float
+    label: str = ""  # what this run is, for the progress line (e.g. the baseline run)
     totals: dict[str, dict] = field(default_factory=dict)  # key -> latest totals, summed over workers
     per_worker: dict[tuple[int, str], dict] = field(default_factory=dict)
     timeline: dict[str, dict[int, dict]] = field(default_factory=dict)
@@ -151,11 +196,12 @@ def run(
     probes=None,
     on_tick: Callable[[Live], None] | None = None,
     stop_event: threading.Event | None = None,
+    label: str = "",
 ) -> Live:
     """Run a scenario against a target. ``tenants`` maps each scenario tenant (None for the
     default) to a real tenant name; ``probes`` (verify Endpoints) enables freshness probes."""
     run_id = run_id or uuid.uuid4().hex[:10]
-    workers = workers or scenario.workers or os.cpu_count() or 1
+    workers = workers or scenario.workers  # None: as many as the rates need
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     stop_mp = ctx.Event()
@@ -178,7 +224,7 @@ def run(
                 break
     start_at = time.time() + START_DELAY_S
     start.value = start_at
-    live = Live(started=start_at, duration=scenario.duration_s)
+    live = Live(started=start_at, duration=scenario.duration_s, label=label)
     probe_stop = threading.Event()
     probe_threads = []
     if probes is not None:

@@ -88,15 +88,20 @@ class LogContent(_Model):
 
 
 class Isolation(_Model):
-    """Compare one tenant's seconds without a neighbour's flood with its seconds during it."""
+    """Run the scenario twice, without the flood and with it, and compare one tenant's
+    accepted rate and latency over the same window of both runs (see obskit.loadgen.isolation)."""
 
     tenant: str | None = Field(None, description="The quiet tenant (as in tenants[].tenant)")
-    baseline: tuple[str, str] = Field(description="Window without the flood: [from, to]")
-    during: tuple[str, str] = Field(description="Window with the flood: [from, to]")
+    window: tuple[str, str] = Field(description="The seconds compared in both runs: [from, to]")
+    baseline: Literal["at_limit", "alone"] = Field(
+        "at_limit", description="The run without the flood: every other tenant sends at its gateway limit "
+                                "(at_limit) or not at all (alone)")
+    rounds: int = Field(3, ge=1, le=20, description="Baseline and flood runs alternate this many times; the "
+                                                    "comparison pools them, so drift between runs averages out")
     tolerance: float = Field(0.05, gt=0, le=1)
 
-    def window(self, which: str) -> tuple[float, float]:
-        a, b = getattr(self, which)
+    def window_s(self) -> tuple[float, float]:
+        a, b = self.window
         return seconds(a), seconds(b)
 
 
@@ -104,7 +109,7 @@ class Scenario(_Model):
     name: str
     description: str = ""
     duration: str = "60s"
-    workers: int | None = Field(None, ge=1, le=64, description="Sending processes; default: the CPU count")
+    workers: int | None = Field(None, ge=1, le=64, description="Sending processes; default: as many as the peak rates need, at most the CPU count")
     services: int = Field(20, ge=1, le=100000, description="Distinct service.name values per tenant (Loki streams)")
     series_per_service: int = Field(50, ge=1, le=100000, description="Gauge series per service (Mimir series)")
     body_bytes: int = Field(120, ge=0, le=65536)
@@ -132,10 +137,11 @@ class Scenario(_Model):
             if self.isolation.tenant not in {t.tenant for t in self.tenants}:
                 raise PydanticCustomError("isolation", "isolation.tenant '{tenant}' is not one of the scenario's tenants",
                                           {"tenant": self.isolation.tenant})
-            for which in ("baseline", "during"):
-                a, b = self.isolation.window(which)
-                if not 0 <= a < b <= self.duration_s:
-                    raise PydanticCustomError("window", "isolation.{which} must lie within the run", {"which": which})
+            a, b = self.isolation.window_s()
+            if not 0 <= a < b <= self.duration_s:
+                raise PydanticCustomError("window", "isolation.window must lie within the run", {})
+            if len(self.tenants) < 2:
+                raise PydanticCustomError("isolation", "isolation needs a second tenant (the neighbour)", {})
         series = self.services * self.series_per_service
         for t in self.tenants:
             for p in t.logs + t.points:

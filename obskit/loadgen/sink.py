@@ -150,6 +150,13 @@ class Sink:
             s.server_close()
 
 
-def serve_forever(port: int, host: str = "127.0.0.1") -> None:
-    """Run a sink in this process until killed (the benchmark starts it in its own process)."""
-    make_server(host, port, Counts()).serve_forever()
+def serve_forever(ports: int | list[int], host: str = "127.0.0.1") -> None:
+    """Run a sink in this process until killed. Benchmarks start it in a process of its own,
+    so that decoding requests never waits for the generator's interpreter lock (or the other
+    way round): the sink stands in for a backend that has no such lock."""
+    ports = [ports] if isinstance(ports, int) else list(ports)
+    sink = Sink(ports[1:], host=host).start() if len(ports) > 1 else None
+    server = make_server(host, ports[0], sink.counts if sink else Counts())
+    if sink is not None:
+        sink.servers.append(server)
+    server.serve_forever()
