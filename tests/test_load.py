@@ -202,49 +202,98 @@ def test_load_command_without_a_running_stack_says_so(run_obskit):
 # --------------------------------------------------------------------------- isolation
 
 
-def test_the_isolation_baseline_sends_exactly_what_the_real_gateway_lets_through(tmp_path):
+ISOLATION_SCENARIO = {
+    "name": "isolation-test", "duration": "4s", "services": 4, "series_per_service": 50,
+    "batch_logs": 200, "batch_points": 200, "log_content": {"variety": "fast"},
+    "isolation": {"tenant": "apps", "window": ["1s", "4s"], "rounds": 1},
+    "tenants": [
+        {"tenant": "apps", "logs": [{"at": 0, "rate": 2000}]},  # 10 requests/s
+        {"tenant": "sandbox", "retries": 0, "max_in_flight": 8,  # 30 + 30 requests/s: 6x its limit
+         "logs": [{"at": 0, "rate": 6000}], "points": [{"at": 0, "rate": 6000}]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def limited_gateway(tmp_path_factory):
+    """The real gateway (apps limited to 100 requests/s, sandbox to 10) in front of one
+    counting sink on Loki's and every Mimir replica's port."""
+    require_tool("nginx", "apt-get install nginx")
+    tmp = tmp_path_factory.mktemp("isolation")
+    resolved = load_spec(None, environ={}, use_default_file=False, sets=[
+        "tenants[0].limits.requests_per_second=100", "tenants[0].limits.burst=100",
+        "tenants[1].limits.requests_per_second=10", "tenants[1].limits.burst=10",
+    ])
+    write_environment(render(resolved, "local"), tmp / "env")
+    plan = loopback.plan(resolved.spec, tmp / "env", tmp / "work")
+    sink = Sink([plan.ports["loki"]["http"], *[plan.ports[r]["http"] for r in resolved.spec.mimir_replicas]]).start()
+    try:
+        with running_gateway(plan, tmp) as (base, ca):
+            ep = loopback.endpoints(plan, str(ca))
+            yield {"resolved": resolved, "ep": ep, "target": target_for(ep, ["apps", "sandbox"]),
+                   "limits": {t.name: t.limits.model_dump() for t in resolved.spec.tenants}}
+    finally:
+        sink.stop()
+
+
+def test_the_isolation_baseline_sends_exactly_what_the_real_gateway_lets_through(limited_gateway):
     """noisy-neighbour's baseline run has the neighbour at its gateway limit, derived from
     the spec: the real gateway must accept all of it (not one 429), while the flood run at
     6x is refused above the limit. If the generator's idea of the limit and nginx's parted
     (the unit, the burst, per signal or per credential), the baseline would be refused too
     or would not reach the limit."""
-    require_tool("nginx", "apt-get install nginx")
     from obskit.loadgen.isolation import baseline_scenario, compare
 
-    resolved = load_spec(None, environ={}, use_default_file=False, sets=[
-        "tenants[0].limits.requests_per_second=100", "tenants[0].limits.burst=100",
-        "tenants[1].limits.requests_per_second=10", "tenants[1].limits.burst=10",
-    ])
-    limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
-    write_environment(render(resolved, "local"), tmp_path / "env")
-    plan = loopback.plan(resolved.spec, tmp_path / "env", tmp_path / "work")
-    sink = Sink([plan.ports["loki"]["http"], *[plan.ports[r]["http"] for r in resolved.spec.mimir_replicas]]).start()
-    sc = Scenario.model_validate({
-        "name": "isolation-test", "duration": "4s", "services": 4, "series_per_service": 50,
-        "batch_logs": 200, "batch_points": 200, "log_content": {"variety": "fast"},
-        "isolation": {"tenant": "apps", "window": ["1s", "4s"], "rounds": 1},
-        "tenants": [
-            {"tenant": "apps", "logs": [{"at": 0, "rate": 2000}]},  # 10 requests/s
-            {"tenant": "sandbox", "retries": 0, "max_in_flight": 8,  # 30 + 30 requests/s: 6x its limit
-             "logs": [{"at": 0, "rate": 6000}], "points": [{"at": 0, "rate": 6000}]},
-        ],
-    })
+    env = limited_gateway
+    sc = Scenario.model_validate(ISOLATION_SCENARIO)
     tenants = {None: "apps", "apps": "apps", "sandbox": "sandbox"}
-    try:
-        with running_gateway(plan, tmp_path) as (base, ca):
-            target = target_for(loopback.endpoints(plan, str(ca)), ["apps", "sandbox"])
-            plain = baseline_scenario(sc, tenants, limits)
-            baseline = run(plain, target, tenants=tenants)
-            flood = run(sc, target, tenants=tenants)
-    finally:
-        sink.stop()
+    plain = baseline_scenario(sc, tenants, env["limits"])
+    baseline = run(plain, env["target"], tenants=tenants)
+    flood = run(sc, env["target"], tenants=tenants)
     for key in ("sandbox/logs", "sandbox/metrics"):
         b, f = baseline.totals[key], flood.totals[key]
         assert set(b["responses"]) == {"200"} and b["accepted"] == b["offered"] == b["target"] > 0, b
         assert f["rejected"].get("429", 0) > 0, f
-    iso = compare([baseline], [flood], sc, limits)
+    iso = compare([baseline], [flood], sc, env["limits"])
     assert iso["runs"]["baseline"]["neighbours"]["sandbox"]["times_limit"] == pytest.approx(1.0, abs=0.1)
     assert iso["runs"]["flood"]["neighbours"]["sandbox"]["times_limit"] >= 5
     # The quiet tenant got everything through in both runs.
     assert iso["judged"]["logs accepted_per_s"] == {"change": 0.0, "verdict": "within"}
     assert iso["runs"]["flood"]["signals"]["logs"]["requests"] == 30
+
+
+def test_obskit_load_runs_the_rounds_and_writes_the_flood_and_baseline_reports(limited_gateway, tmp_path,
+                                                                                monkeypatch):
+    """What `obskit load noisy-neighbour` does, against the real gateway: alternating
+    baseline and flood runs, one isolation verdict over all of them, the last flood run's
+    report and plots, and the last baseline run's in baseline/."""
+    import yaml
+
+    import obskit.stack
+    from obskit.loadgen.api import load
+
+    env = limited_gateway
+    monkeypatch.setattr(obskit.stack, "endpoints", lambda project, name: env["ep"])
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "isolation.yaml"
+    path.write_text(yaml.safe_dump({**ISOLATION_SCENARIO, "duration": "9s",
+                                    "isolation": {**ISOLATION_SCENARIO["isolation"], "rounds": 2}}))
+    ticks: list[str] = []
+    result = load(env["resolved"], "local", str(path), duration="3s", out=tmp_path / "out", count=False,
+                  freshness=False, on_tick=lambda live: ticks.append(live.label))
+    iso = result.report["isolation"]
+    assert iso["measured"] and iso["rounds"] == 2 and iso["window_s"] == [1.0, 3.0]
+    assert len(set(iso["runs"]["baseline"]["run_ids"] + iso["runs"]["flood"]["run_ids"])) == 4
+    assert iso["runs"]["flood"]["run_ids"][-1] == result.report["run_id"]
+    assert iso["runs"]["baseline"]["neighbours"]["sandbox"]["times_limit"] == pytest.approx(1.0, abs=0.1)
+    assert iso["verdict"] in ("within", "NOT within", "inconclusive")
+    assert set(iso["judged"]) == {"logs accepted_per_s", "latency p50_ms", "latency p90_ms", "latency p99_ms"}
+    # the rounds in order, as the progress line names them
+    assert list(dict.fromkeys(ticks)) == ["round 1/2, baseline run (no flood)", "round 1/2, flood run",
+                                          "round 2/2, baseline run (no flood)", "round 2/2, flood run"]
+    names = {p.relative_to(tmp_path / "out").as_posix() for p in result.files}
+    assert {"report.json", "throughput.png", "baseline/report.json", "baseline/throughput.png"} <= names
+    plain = json.loads((tmp_path / "out" / "baseline" / "report.json").read_text())
+    assert plain["scenario"] == "isolation-test-baseline" and plain["isolation"] is None or plain["isolation"]
+    assert set(plain["totals"]["sandbox/logs"]["responses"]) == {"200"}
+    assert "isolation: apps over 1-3 s of 2 flood runs" in report_mod.summary(result.report)

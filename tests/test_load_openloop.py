@@ -439,7 +439,7 @@ def test_the_summary_states_the_isolation_verdict_and_its_interval():
                            baseline=(base, flood))
     text = report_mod.summary(rep)
     assert "isolation: t over 0-4 s of 2 flood runs (u 30.0 requests/s (6.0x its limit))" in text
-    assert "(neighbours at its limit: u 5.0 requests/s (1.0x its limit))" in text
+    assert "(neighbours at their limits: u 5.0 requests/s (1.0x its limit))" in text
     assert re.search(r"latency p99 +[\d.]+ -> [\d.]+ ms \([+-][\d.]+%; 95% interval [+-][\d.]+% to [+-][\d.]+%\)", text)
     assert "-> within 5%" in text
     # a scenario with isolation but no baseline run says it was not measured

@@ -7,13 +7,14 @@ per-tenant limit of 50 requests/s, burst 200), with Loki's and every Mimir repli
 answered by one counting sink (obskit.loadgen.sink) on 127.0.0.1. No Docker: the backends
 are the sink, so this shows what the gateway and its limits do, not Loki or Mimir.
 
-- noisy-neighbour: the quiet tenant (apps) sends steadily for the whole run; sandbox floods
-  in the second half at 6 times its limit. The report compares apps' accepted rate and
-  latency before and during the flood (the scenario's `isolation` windows).
+- noisy-neighbour: alternating rounds of a baseline run (sandbox at exactly its limit) and a
+  flood run (sandbox at 6x its limit); the quiet tenant's accepted rate and latency are
+  compared over all rounds (the report's verdict), each round on its own, and consecutive
+  baseline runs with each other (the machine's own drift).
 - ramp, spike: where offered parts from accepted, and what the 429s and their retries do
   to latency measured from due time.
 
-    python load/bench/through_gateway.py [--scenario noisy-neighbour] [--duration 60] [--no-write]
+    python load/bench/through_gateway.py [--scenario noisy-neighbour] [--duration S] [--rounds N] [--no-write]
 
 Writes load/bench/results/gateway-<scenario>.md and load/bench/results/gateway-<scenario>/*.png
 unless --no-write. Needs nginx.

@@ -385,7 +385,7 @@ def isolation_lines(iso: dict | None) -> list[str]:
                                                                      if "times_limit" in n else "")
                          for t, n in sorted(run["neighbours"].items())) or "no neighbour"
 
-    kind = "at its limit" if iso["baseline"] == "at_limit" else "absent"
+    kind = "at their limits" if iso["baseline"] == "at_limit" else "absent"
     lines = [f"isolation: {iso['tenant']} over {a:g}-{b:g} s of {iso['rounds']} flood runs ({neighbours(runs['flood'])}) "
              f"against the same seconds of {iso['rounds']} runs without the flood, alternating (neighbours {kind}: "
              f"{neighbours(runs['baseline'])})"]
