@@ -276,12 +276,14 @@ def test_obskit_load_runs_the_rounds_and_writes_the_flood_and_baseline_reports(l
     monkeypatch.setattr(obskit.stack, "endpoints", lambda project, name: env["ep"])
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "isolation.yaml"
-    path.write_text(yaml.safe_dump({**ISOLATION_SCENARIO, "duration": "9s",
-                                    "isolation": {**ISOLATION_SCENARIO["isolation"], "rounds": 2}}))
+    path.write_text(yaml.safe_dump({**ISOLATION_SCENARIO, "duration": "6s",
+                                    "isolation": {**ISOLATION_SCENARIO["isolation"], "window": ["2s", "6s"],
+                                                  "rounds": 2}}))
     ticks: list[str] = []
     result = load(env["resolved"], "local", str(path), duration="3s", out=tmp_path / "out", count=False,
                   freshness=False, on_tick=lambda live: ticks.append(live.label))
     iso = result.report["isolation"]
+    # --duration halves the run; the window keeps its place in it
     assert iso["measured"] and iso["rounds"] == 2 and iso["window_s"] == [1.0, 3.0]
     assert len(set(iso["runs"]["baseline"]["run_ids"] + iso["runs"]["flood"]["run_ids"])) == 4
     assert iso["runs"]["flood"]["run_ids"][-1] == result.report["run_id"]

@@ -473,3 +473,11 @@ def test_without_workers_set_a_scenario_gets_the_processes_its_rates_need_not_on
     # An explicit count is kept (and split between the groups of an isolation scenario).
     assert [n for _, n in tenant_groups(steady, 4, cpus=16)] == [4]
     assert [n for _, n in tenant_groups(nn, 4, cpus=16)] == [2, 2]
+
+
+def test_a_shorter_duration_keeps_the_isolation_window_in_its_place():
+    from obskit.loadgen.scenario import with_duration
+
+    sc = with_duration(load_scenario("noisy-neighbour"), "12s")
+    assert sc.duration_s == 12 and sc.isolation.window_s() == (2.0, 12.0)  # 5-30 s of 30 s
+    assert with_duration(load_scenario("steady"), "5s").duration_s == 5

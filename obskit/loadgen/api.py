@@ -11,7 +11,7 @@ from obskit.errors import ObskitError
 from obskit.loadgen import report as report_mod
 from obskit.loadgen.isolation import IsolationError, baseline_scenario
 from obskit.loadgen.run import Live, run
-from obskit.loadgen.scenario import Scenario, load_scenario
+from obskit.loadgen.scenario import Scenario, load_scenario, with_duration
 from obskit.loadgen.worker import Target
 
 
@@ -91,8 +91,7 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
 
     scenario = load_scenario(scenario_name)
     if duration:
-        scenario = scenario.model_copy(update={"duration": duration})
-        Scenario.model_validate(scenario.model_dump())
+        scenario = with_duration(scenario, duration)
     project = Project.of(resolved)
     ep = endpoints(project, env_name)
     try:

@@ -154,6 +154,21 @@ class Scenario(_Model):
         return self
 
 
+def with_duration(scenario: Scenario, duration: str) -> Scenario:
+    """The scenario run for ``duration`` instead (``obskit load --duration``): the rate profile
+    is cut or held as it is, an isolation window keeps its place relative to the run."""
+    data = scenario.model_dump()
+    data["duration"] = duration
+    if scenario.isolation is not None:
+        k = seconds(duration) / scenario.duration_s
+        data["isolation"]["window"] = [f"{x * k:g}s" for x in scenario.isolation.window_s()]
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise UsageError(f"scenario {scenario.name} with --duration {duration}: {first['msg']}") from None
+
+
 def scenario_dir() -> Path:
     from obskit.resources import data_root
 
