@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from obskit.loadgen.report import percentile as _percentile
 from obskit.loadgen.scenario import Scenario, TenantLoad, rate_at, seconds
 
 METRICS = ("accepted_per_s", "p50_ms", "p90_ms", "p99_ms")
@@ -68,13 +69,6 @@ def baseline_scenario(scenario: Scenario, tenants: dict[str | None, str], limits
         scale = lambda profile: [p.model_copy(update={"rate": p.rate * k}) for p in profile]  # noqa: E731
         kept.append(load.model_copy(update={"logs": scale(load.logs), "points": scale(load.points)}))
     return scenario.model_copy(update={"name": f"{scenario.name}-baseline", "tenants": kept})
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def _latencies(live, key: str, window: tuple[float, float]) -> list[float]:
