@@ -140,10 +140,10 @@ def main() -> None:
         one = sc.model_copy(update={"isolation": sc.isolation.model_copy(update={"rounds": 1})})
         rows.append((f"all {len(floods)} rounds pooled (the report's verdict)", report["isolation"]))
         for i, (b, f) in enumerate(zip(baselines, floods), 1):
-            rows.append((f"round {i} alone: flood run vs its baseline run", compare(b, f, one, limits)))
+            rows.append((f"round {i} alone: flood run vs its baseline run", compare([b], [f], one, limits)))
         for i in range(1, len(baselines)):
-            rows.append((f"drift: baseline run {i + 1} vs baseline run {i}", compare(baselines[i - 1], baselines[i], one,
-                                                                                     limits)))
+            rows.append((f"drift: baseline run {i + 1} vs baseline run {i}", compare([baselines[i - 1]], [baselines[i]],
+                                                                                     one, limits)))
         for label, iso in rows:
             print(label + ": " + ", ".join(f"{k} {v['change']:+.1%}" for k, v in iso["judged"].items()
                                            if v["change"] is not None) + f" -> {iso['verdict']}")

@@ -102,30 +102,30 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     tenants = tenant_map(scenario, spec_tenants)
     target = target_for(ep, list(dict.fromkeys(tenants.values())))
     limits = {t.name: t.limits.model_dump() for t in resolved.spec.tenants}
-    baselines: list[Live] = []
-    floods: list[Live] = []
+    plain = None
     if scenario.isolation is not None:  # rounds of the scenario without the flood, then with it
         try:
             plain = baseline_scenario(scenario, tenants, limits)
         except IsolationError as exc:
             raise LoadError(str(exc)) from None
-        rounds = scenario.isolation.rounds
-        for r in range(1, rounds + 1):
+    rounds = scenario.isolation.rounds if plain is not None else 1
+    baselines: list[Live] = []
+    floods: list[Live] = []
+    for r in range(1, rounds + 1):
+        if plain is not None:
             baselines.append(run(plain, target, tenants=tenants, workers=workers, on_tick=on_tick,
                                  label=f"round {r}/{rounds}, baseline run (no flood)"))
-            if r < rounds:
-                floods.append(run(scenario, target, tenants=tenants, workers=workers, on_tick=on_tick,
-                                  label=f"round {r}/{rounds}, flood run"))
-    # The last (or only) run: freshness probes, backend counts, plots.
-    live = run(scenario, target, tenants=tenants, workers=workers, probes=ep if freshness else None, on_tick=on_tick,
-               label=f"round {len(baselines)}/{len(baselines)}, flood run" if baselines else "")
-    floods.append(live)
+        # Freshness probes in the last run only: its report, counts and plots are the ones written.
+        floods.append(run(scenario, target, tenants=tenants, workers=workers, on_tick=on_tick,
+                          probes=ep if freshness and r == rounds else None,
+                          label=f"round {r}/{rounds}, flood run" if plain is not None else ""))
+    live = floods[-1]
     backend = backend_counts(ep, live, tenants) if count else {"measured": False, "reason": "--no-count"}
     rep = report_mod.build(live, scenario, ep.gateway, backend, limits,
                            baseline=(baselines, floods) if baselines else None)
     out = Path(out or project.state_dir / "load" / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-{live.run_id}")
     files = report_mod.write(rep, out)
-    if baselines:
+    if plain is not None:
         plain_report = report_mod.build(baselines[-1], plain, ep.gateway,
                                          {"measured": False, "reason": "baseline run"}, limits)
         files += report_mod.write(plain_report, out / "baseline")

@@ -1,12 +1,12 @@
 """Isolation: what does a neighbour's flood cost a quiet tenant?
 
-A scenario with ``isolation`` is run twice. First the *baseline run*, without the flood:
-every neighbour of the quiet tenant sends at exactly its gateway limit (``baseline:
+A scenario with ``isolation`` is run in alternating rounds: a *baseline run*, without the
+flood, then the scenario itself, ``isolation.rounds`` times. In the baseline run every neighbour of the quiet tenant sends at exactly its gateway limit (``baseline:
 at_limit``, the most the gateway lets through, so that both runs put the same accepted load
 on the backends and differ only in the excess the gateway refuses), or not at all
-(``baseline: alone``, which also charges the neighbour's allowed share to the flood). Then
-the scenario itself, with the flood. The quiet tenant's accepted rate and latency from due
-time (p50, p90, p99) over the same window of both runs are compared against a tolerance.
+(``baseline: alone``, which also charges the neighbour's allowed share to the flood). The
+quiet tenant's accepted rate and latency from due time (p50, p90, p99) over the same window
+of every run, pooled per kind of run, are compared against a tolerance.
 
 Latency is judged on the quiet tenant's requests of both signals together, with a paired
 bootstrap confidence interval for each change (``change_intervals``; a p99 of a few hundred
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from obskit.loadgen.report import percentile as _percentile
+from obskit.loadgen.report import sorted_percentile as _sorted_percentile
 from obskit.loadgen.scenario import Scenario, TenantLoad, rate_at, seconds
 
 METRICS = ("accepted_per_s", "p50_ms", "p90_ms", "p99_ms")
@@ -41,10 +42,6 @@ def peak_requests_per_s(load: TenantLoad, scenario: Scenario) -> float:
     knots = {seconds(p.at) for p in load.logs + load.points} | {0.0}
     return max(rate_at(load.logs, t) / scenario.batch_logs + rate_at(load.points, t) / scenario.batch_points
                for t in knots)
-
-
-def _neighbours(scenario: Scenario) -> list[TenantLoad]:
-    return [t for t in scenario.tenants if t.tenant != scenario.isolation.tenant]
 
 
 def baseline_scenario(scenario: Scenario, tenants: dict[str | None, str], limits: dict | None) -> Scenario:
@@ -74,19 +71,6 @@ def baseline_scenario(scenario: Scenario, tenants: dict[str | None, str], limits
 def _latencies(live, key: str, window: tuple[float, float]) -> list[float]:
     line = live.timeline.get(key, {})
     return [x for s in range(int(window[0]), int(math.ceil(window[1]))) for x in line.get(s, {}).get("latency_ms", [])]
-
-
-def window_stats(live, key: str, window: tuple[float, float]) -> dict:
-    """One stream's accepted items per second and latency from due time over the seconds of
-    ``window`` (every batch booked to the second it was due in)."""
-    a, b = window
-    secs = range(int(a), int(math.ceil(b)))
-    line = live.timeline.get(key, {})
-    lat = _latencies(live, key, window)
-    return {
-        "accepted_per_s": round(sum(line.get(s, {}).get("accepted", 0) for s in secs) / max(1, len(secs)), 1),
-        **_quantiles(lat), "requests": len(lat),
-    }
 
 
 def _quantiles(lat: list[float]) -> dict:
@@ -130,10 +114,6 @@ def change_intervals(base_runs: list[list[float]], flood_runs: list[list[float]]
     return out
 
 
-def _sorted_percentile(s: list[float], q: float) -> float:
-    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
-
-
 def verdict(interval: tuple[float, float] | None, tolerance: float) -> str:
     if interval is None:
         return "inconclusive"
@@ -160,20 +140,20 @@ def _side(lives: list, quiet: str, window: tuple[float, float], limits: dict | N
             if tenant == quiet:
                 lat_k = _latencies(live, key, window)
                 lat += lat_k
-                b = by_signal.setdefault(signal, {"accepted": 0, "seconds": 0, "latency": []})
+                b = by_signal.setdefault(signal, {"accepted": 0, "latency": []})
                 b["accepted"] += sum(line.get(s, {}).get("accepted", 0) for s in secs)
-                b["seconds"] += len(secs)
                 b["latency"] += lat_k
             else:
                 n = side["neighbours"].setdefault(tenant, {"requests": 0})
                 n["requests"] += sum(line.get(s, {}).get("requests", 0) for s in secs)
         runs.append(lat)
         side["runs_p50_ms"].append(_percentile(lat, 50))
+    seconds_seen = max(1, len(secs) * len(lives))
     for signal, b in by_signal.items():
-        side["signals"][signal] = {"accepted_per_s": round(b["accepted"] / max(1, b["seconds"]), 1),
+        side["signals"][signal] = {"accepted_per_s": round(b["accepted"] / seconds_seen, 1),
                                    **_quantiles(b["latency"]), "requests": len(b["latency"])}
     for tenant, n in side["neighbours"].items():
-        per_s = round(n["requests"] / max(1, len(secs) * len(lives)), 1)
+        per_s = round(n["requests"] / seconds_seen, 1)
         side["neighbours"][tenant] = {"requests_per_s": per_s}
         limit = (limits or {}).get(tenant, {}).get("requests_per_second")
         if limit:
@@ -183,12 +163,10 @@ def _side(lives: list, quiet: str, window: tuple[float, float], limits: dict | N
     return side, runs
 
 
-def compare(baselines, floods, scenario: Scenario, limits: dict | None = None) -> dict:
+def compare(baselines: list, floods: list, scenario: Scenario, limits: dict | None = None) -> dict:
     """The quiet tenant's window in the baseline runs against the same window in the flood
-    runs (one run each, or lists of alternating rounds). Only a change for the worse counts
-    against the tolerance: a lower latency or a higher accepted rate is no harm."""
-    baselines = baselines if isinstance(baselines, list) else [baselines]
-    floods = floods if isinstance(floods, list) else [floods]
+    runs (the i-th of each make round i). Only a change for the worse counts against the
+    tolerance: a lower latency or a higher accepted rate is no harm."""
     iso = scenario.isolation
     mapping = getattr(floods[0], "tenant_map", None) or {}
     quiet = mapping.get(iso.tenant, iso.tenant)

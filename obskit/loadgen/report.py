@@ -16,11 +16,12 @@ QUANTILES = (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9))
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
-    return s[k]
+    return sorted_percentile(sorted(values), q) if values else None
+
+
+def sorted_percentile(s: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of values already sorted, not empty."""
+    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def hist_summary(hist) -> dict:

@@ -125,14 +125,15 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
             found[service] = Program(str(bindir / "postgres"), {"bin": str(bindir)})
         elif kind == "object-store":
             # versitygw keeps objects on disk (data survives down/up); moto keeps them in memory.
+            # A program set in the spec wins ("" when it is set but unusable: already named).
+            flavours = ("versitygw", "moto_server")
             path, flavour = None, None
-            for flavour in ("versitygw", "moto_server"):
-                explicit = _explicit(getattr(env.binaries, flavour), flavour, missing, f"{key}.{flavour}")
-                path = explicit if explicit is not None else None
+            for flavour in flavours:
+                path = _explicit(getattr(env.binaries, flavour), flavour, missing, f"{key}.{flavour}")
                 if path is not None:
                     break
-            if path is None:
-                for flavour in ("versitygw", "moto_server"):
+            else:
+                for flavour in flavours:
                     path = _which(flavour)
                     if path:
                         break
