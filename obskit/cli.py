@@ -453,11 +453,18 @@ def load_cmd(obj: Ctx, scenario: str, env_name: str, sets, duration, workers, ou
     finally:
         if progress:
             progress.close()
+    from obskit.loadgen.api import unbalanced_error
+
+    failure = unbalanced_error(result)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        if failure is not None:
+            sys.exit(failure.exit_code)
         return
     click.echo(summary(result.report))
     click.echo("report: " + ", ".join(_rel(p) for p in result.files))
+    if failure is not None:
+        raise failure
 
 
 def _duration(value: str | None) -> str | None:
@@ -730,6 +737,71 @@ def _verify_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(f"unknown kind {bad[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                                  + "; kinds: " + ", ".join(known))
     return kinds
+
+
+# --------------------------------------------------------------------------- programs
+
+
+@cli.group()
+def programs() -> None:
+    """The programs the process runtime runs: pinned releases, checked and cached per user."""
+
+
+@programs.command("install")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option("--from", "from_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Take the release files from this folder (downloaded by hand, with their checksum files) "
+                   "instead of the network.")
+@json_option
+def programs_install(names: tuple[str, ...], from_dir: Path | None, as_json: bool) -> None:
+    """Download and install pinned releases (default: all) into the per-user cache.
+
+    Each file is checked against the checksum file its project publishes; a mismatch
+    installs nothing. A program already installed is left as it is. Proxies are taken
+    from HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+    """
+    from obskit import programs as progs
+
+    shown: dict[str, int] = {}
+
+    def progress(what: str, done: int, total: int | None) -> None:
+        if as_json:
+            return
+        step = (done * 10 // total) if total else done >> 24  # every 10 %, or every 16 MiB
+        if shown.get(what) == step and done != total:
+            return
+        shown[what] = step
+        size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        click.echo(f"  {what}: {size}", err=True)
+
+    say = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
+    rows = progs.install(list(names) or None, from_dir=from_dir, progress=progress, say=say)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "programs": rows}, indent=2, sort_keys=True))
+    else:
+        fresh = [r for r in rows if r["done"] == "installed"]
+        click.echo(f"{len(fresh)} installed, {len(rows) - len(fresh)} already there, in {progs.cache_dir()}; "
+                   "the process runtime finds them there after PATH.")
+
+
+@programs.command("list")
+@json_option
+def programs_list(as_json: bool) -> None:
+    """Show what is pinned, what is installed, and where each comes from."""
+    from obskit import programs as progs
+
+    rows = progs.status()
+
+    def human(rows):
+        click.echo(f"cache: {progs.cache_dir()}")
+        for r in rows:
+            state = f"installed  {r['path']}" if r["installed"] else "not installed"
+            click.echo(f"{r['name']:<16} {r['version']:<9} {state}")
+            click.echo(f"{'':<16} release  {r['release']} (checksums: {r['checksum_file']}; {r['license']})")
+            if r["from"] and r["from"] != r["release"]:
+                click.echo(f"{'':<16} from     {r['from']}")
+
+    _out(rows, as_json, human)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -130,3 +130,19 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
                                          {"measured": False, "reason": "baseline run"}, limits)
         files += report_mod.write(plain_report, out / "baseline")
     return LoadResult(rep, files)
+
+
+def unbalanced_error(result: LoadResult) -> LoadError | None:
+    """A report whose counts do not balance (a lost worker, records unaccounted for) fails
+    the command: its numbers cannot be trusted."""
+    rep = result.report
+    if rep["balanced"]:
+        return None
+    if rep.get("lost_workers"):
+        unknown = sum(t.get("unknown", 0) for t in rep["totals"].values())
+        return LoadError(f"{rep['lost_workers']} of {rep['workers']} sending processes died during the run: "
+                         f"{unknown:,} records have an unknown outcome, so the report cannot be trusted",
+                         hint="the generator ran out of memory or was killed; check `dmesg`, then run again "
+                              "(fewer --workers, or a shorter --duration)")
+    return LoadError("the report's counts do not balance (records unaccounted for)",
+                     hint="this is a bug in obskit's load generator; please report it with the report.json")

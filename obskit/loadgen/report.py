@@ -66,13 +66,18 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
         per_second_ok = all(r["target"] == r["offered"] + r["not_sent"]
                             and r["offered"] == r["accepted"] + r["rejected"] + r["failed"] for r in rows)
         raw, packed = t["gzip_sample"]
+        # A lost worker's records are unknown: scheduled (the planned target) but neither
+        # reported as not sent nor with an outcome. They fail the balance.
+        planned = max(t["target"], getattr(live, "planned", {}).get(key, t["target"]))
+        unknown = planned - not_sent - t["accepted"] - rejected - t["failed"] if live.lost_workers else 0
         totals[key] = {
-            "target": t["target"], "offered": t["offered"], "not_sent": not_sent, "not_sent_by_reason": t["not_sent"],
+            "target": planned, "offered": t["offered"], "not_sent": not_sent, "not_sent_by_reason": t["not_sent"],
+            "unknown": unknown,
             "accepted": t["accepted"], "rejected": t["rejected"], "rejected_total": rejected, "failed": t["failed"],
             "retries": t["retries"], "requests": t["requests"], "responses": t["responses"],
             "in_flight_limit": t["lanes"],
             "partial_success": {"rejected": t["rejected"].get("partial_success", 0), "messages": t["messages"]},
-            "balanced": (t["target"] == t["offered"] + not_sent
+            "balanced": (not live.lost_workers and planned == t["target"] == t["offered"] + not_sent
                          and t["offered"] == t["accepted"] + rejected + t["failed"] and per_second_ok),
             "per_s": {k: round(t[k] / duration, 1) for k in ("target", "offered", "accepted")},
             "requests_per_s": round(t["requests"] / duration, 1),
@@ -97,7 +102,7 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
         "generator_cpu_seconds": round(cpu, 3),
         "items_per_cpu_second": round(items / cpu) if cpu else None,
         "totals": totals,
-        "balanced": all(t["balanced"] for t in totals.values()),
+        "balanced": not live.lost_workers and all(t["balanced"] for t in totals.values()),
         "timeline": timeline,
         "tenants": _tenants(totals, timeline, limits),
         "isolation": _isolation(baseline, live, scenario, limits),
@@ -347,6 +352,10 @@ def summary(report: dict) -> str:
         lines.append(f"{'':<18}" + "; ".join(detail))
         for message, n in t["partial_success"]["messages"].items():
             lines.append(f"{'':<18}partial_success ({n}x): {message}")
+    if report.get("lost_workers"):
+        unknown = sum(t.get("unknown", 0) for t in report["totals"].values())
+        lines.append(f"LOST {report['lost_workers']} of {report['workers']} sending processes (died without a final "
+                     f"report): {unknown:,} scheduled records have an unknown outcome")
     lines.append("counts balance (target = offered + not sent, offered = accepted + rejected + failed, "
                  "in total and every second): " + ("yes" if report["balanced"] else "NO"))
     for tenant, t in report.get("tenants", {}).items():

@@ -267,4 +267,20 @@ def run(
     live.tenant_map = dict(tenants)  # type: ignore[attr-defined]
     live.workers = len(plans)  # type: ignore[attr-defined]
     live.lost_workers = len(plans) - len(done)  # type: ignore[attr-defined]
+    live.planned = planned_targets(plans)  # type: ignore[attr-defined]
     return live
+
+
+def planned_targets(plans: list[WorkerPlan]) -> dict[str, int]:
+    """What the schedule asks of every stream, whatever the workers reported: a worker that
+    dies mid-run cannot make its share of the target vanish from the report."""
+    from obskit.loadgen.schedule import batches
+
+    out: dict[str, int] = {}
+    for plan in plans:
+        sc = plan.scenario
+        for task in plan.tasks:
+            size = sc.batch_logs if task.signal == "logs" else sc.batch_points
+            out[task.key] = out.get(task.key, 0) + sum(n for _, n in batches(task.profile, sc.duration_s, size,
+                                                                               task.share))
+    return out

@@ -201,12 +201,26 @@ class Lane:
         self.inbox: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
 
 
+class Clock:
+    """Wall-clock time and waiting, in one place: a test passes a clock of its own (see
+    tests/test_load_openloop.py) to make the dispatcher's timing decisions deterministic."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait ``seconds`` or until ``event`` is set; True if it was set."""
+        return event.wait(seconds)
+
+
 class TaskSender:
     """The dispatcher and lanes of one task in one worker."""
 
-    def __init__(self, plan: WorkerPlan, task: Task, stats: Stats, stop: threading.Event) -> None:
+    def __init__(self, plan: WorkerPlan, task: Task, stats: Stats, stop: threading.Event,
+                 clock: Clock | None = None) -> None:
         sc, target = plan.scenario, plan.target
         self.plan, self.task, self.stats, self.stop = plan, task, stats, stop
+        self.clock = clock or Clock()
         rng = random.Random(f"{plan.run_id}/{task.key}/{plan.index}")
         namespace = f"loadgen-{plan.run_id}"
         self.retries = sc.retries if task.retries is None else task.retries
@@ -261,15 +275,32 @@ class TaskSender:
                 lane.conn.close()
 
     def _dispatch(self) -> None:
-        plan, task, stats = self.plan, self.task, self.stats
+        """Hand each batch to a free lane when it is due. A batch that cannot start within
+        ``late_after`` is not sent, for one of two reasons: every lane was busy (the time
+        went waiting for a lane, for this batch or for an earlier one), or the generator
+        itself was behind (the time went elsewhere: encoding, a descheduled process). The
+        reason is the larger of the two shares of the batch's delay, so a dispatcher that
+        is late only because it waited for lanes never blames itself."""
+        plan, task, stats, clock = self.plan, self.task, self.stats, self.clock
         duration = plan.scenario.duration_s
         last_sec = max(0, math.ceil(duration) - 1)
+        lane_wait_end = -math.inf  # when the dispatcher last stopped waiting for a lane
         for due_rel, n in batches(task.profile, duration, self.batch_size, task.share):
             due = plan.start_at + due_rel
-            wait = due - time.time()
-            if wait > 0 and self.stop.wait(wait):
-                return
-            if self.stop.is_set():
+            # Encode ahead: with a lane free before the batch is due, its body is made now,
+            # so that latency from due measures the stack, not the generator's encoding.
+            lane = body = None
+            if due - clock.time() > 0:
+                try:
+                    lane = self.free.get_nowait()
+                except queue_mod.Empty:
+                    pass
+                else:
+                    body = self._encode(lane, n, due_rel)
+            wait = due - clock.time()
+            if (wait > 0 and clock.wait(self.stop, wait)) or self.stop.is_set():
+                if lane is not None:
+                    self.free.put(lane)
                 return
             # Booked to the second its items were due in: a batch due at exactly 1.0 s holds
             # items due before it, in second 0.
@@ -277,18 +308,27 @@ class TaskSender:
             with stats.lock:
                 stats.target += n
                 stats.bucket(sec)["target"] += n
-            lane, reason = None, NOT_SENT_LATE
-            if time.time() - due <= self.late_after:
+            reason = NOT_SENT_LATE
+            now = clock.time()
+            if now - due > self.late_after:
+                if lane is not None:  # made ready in time, then the generator itself stalled
+                    self.free.put(lane)
+                    lane = None
+                elif max(0.0, lane_wait_end - due) >= now - max(due, lane_wait_end):
+                    reason = NOT_SENT_BUSY  # late because it waited for a lane, not because of itself
+            elif lane is None:
                 try:
-                    lane = self.free.get(timeout=max(0.0, due + self.late_after - time.time()))
+                    lane = self.free.get(timeout=max(0.0, due + self.late_after - now))
                 except queue_mod.Empty:
                     reason = NOT_SENT_BUSY
+                lane_wait_end = clock.time()
             if lane is None:
                 with stats.lock:
                     stats.not_sent[reason] = stats.not_sent.get(reason, 0) + n
                     stats.bucket(sec)["not_sent"] += n
                 continue
-            body = self._encode(lane, n, due_rel)
+            if body is None:
+                body = self._encode(lane, n, due_rel)
             with stats.lock:
                 stats.offered += n
                 stats.requests += 1
@@ -353,7 +393,7 @@ class TaskSender:
             if sample:
                 stats.gzip_sample[0] += len(batch.body)
                 stats.gzip_sample[1] += packed
-        started = time.time()
+        started = self.clock.time()
         attempt = 0
         while True:
             try:
@@ -390,7 +430,7 @@ class TaskSender:
 
     def _finish(self, batch: Batch, started: float, accepted: int = 0, rejected: dict | None = None, failed: int = 0,
                 message: str | None = None) -> None:
-        now = time.time()
+        now = self.clock.time()
         latency_us = max(1, int((now - batch.due) * 1e6))
         service_us = max(1, int((now - started) * 1e6))
         stats = self.stats
