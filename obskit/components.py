@@ -105,7 +105,7 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
             ports("otelcol", "grpc", "http", "health", "telemetry", "syslog"),
             "/", PORTS["otelcol"]["health"], health_command=None,
             binaries=("otelcol-obskit", "otelcol-contrib"),
-            install_hint="build obskit's collector: `collector/build.sh DIR` (Go, modules from the Go module proxy), then put DIR on PATH or set environments.<env>.binaries.otelcol",
+            install_hint="or, in a checkout of obskit's sources (the wheel has no collector/), build its collector: `collector/build.sh DIR` (Go, modules from the Go module proxy), then put DIR on PATH or set environments.<env>.binaries.otelcol",
             probes=(Probe("health", "/"),),
         ),
         "grafana": Component(

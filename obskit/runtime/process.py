@@ -92,6 +92,8 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
     comps = components(spec.grafana.sub_path)
     key = f"environments.{env_name}.binaries"
     missing: list[str] = []
+    installable: list[str] = []  # names `obskit programs install` knows, of what is missing
+    absent: list[str] = []  # the components missing
     found: dict[str, Program] = {}
     kinds = list(dict.fromkeys(component_of(s) for s in services))
     for kind in kinds:
@@ -100,9 +102,13 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
             comp = comps[kind]
             field_name = "otelcol" if kind == "otelcol" else {"gateway": "nginx"}.get(kind, kind)
             explicit = _explicit(getattr(env.binaries, field_name), comp.binaries[0], missing, f"{key}.{field_name}")
-            path = explicit if explicit is not None else next(filter(None, map(_which, comp.binaries)), None)
+            path = explicit if explicit is not None else (next(filter(None, map(_which, comp.binaries)), None)
+                                                          or _installed(*_RELEASE_OF.get(kind, ())))
             if path is None:
-                missing.append(f"{' or '.join(comp.binaries)}: not on PATH; " + comp.install_hint.replace("<env>", env_name))
+                where = "not on PATH or in obskit's program cache" if kind in _RELEASE_OF else "not on PATH"
+                missing.append(f"{' or '.join(comp.binaries)}: {where}; " + comp.install_hint.replace("<env>", env_name))
+                installable += _RELEASE_OF.get(kind, ())
+                absent.append(kind)
                 continue
             if not path:
                 continue
@@ -121,6 +127,7 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
                     "postgres, initdb: not found (PATH, /usr/lib/postgresql/*/bin); Debian: apt-get install "
                     f"postgresql; or set {key}.postgres_bin, or environments.{env_name}.database.mode: external"
                 )
+                absent.append(kind)
                 continue
             found[service] = Program(str(bindir / "postgres"), {"bin": str(bindir)})
         elif kind == "object-store":
@@ -133,27 +140,64 @@ def find_programs(spec: Spec, env_name: str, env: ProcessEnvironment, services: 
                 if path is not None:
                     break
             else:
-                for flavour in flavours:
-                    path = _which(flavour)
+                # versitygw on PATH, then the one `obskit programs install` put in the cache, then moto.
+                for flavour, look in (("versitygw", _which), ("versitygw", _installed), ("moto_server", _which)):
+                    path = look(flavour)
                     if path:
                         break
             if path is None:
                 missing.append(
-                    "versitygw or moto_server: not on PATH (the local S3 API); `GOBIN=DIR go install "
-                    "github.com/versity/versitygw/cmd/versitygw@v1.8.0` (on disk) or pip install 'moto[server]' "
-                    "(in memory), or point object_store at an S3 API (provider: external, endpoint: host:port)"
+                    "versitygw or moto_server: not on PATH or in obskit's program cache (the local S3 API); "
+                    "`GOBIN=DIR go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` (on disk) or pip "
+                    "install 'moto[server]' (in memory), or point object_store at an S3 API (provider: external, "
+                    "endpoint: host:port)"
                 )
+                installable.append("versitygw")
+                absent.append(kind)
                 continue
             if path:
                 found[service] = Program(path, {"flavour": flavour})
     found = {s: found[component_of(s)] for s in services if component_of(s) in found}
     if missing:
-        raise MissingBinaries(
-            "the process runtime is missing " + ("a program" if len(missing) == 1 else f"{len(missing)} programs")
-            + ":\n" + "\n".join("  " + line for line in missing),
-            hint=f"install them, or leave Grafana (or Mimir) out with environments.{env_name}.skip: [grafana]",
-        )
+        raise _missing(missing, installable, absent, env_name, env)
     return found
+
+
+# The component whose program `obskit programs install NAME` provides (obskit/releases.yaml).
+_RELEASE_OF = {"loki": ("loki",), "mimir": ("mimir",), "grafana": ("grafana",), "otelcol": ("otelcol-contrib",)}
+
+
+def _installed(*names: str) -> str | None:
+    """A program `obskit programs install` put in the per-user cache (searched after PATH)."""
+    from obskit.programs import installed_program
+
+    return installed_program(*names) if names else None
+
+
+def _missing(missing: list[str], installable: list[str], absent: list[str], env_name: str,
+             env: ProcessEnvironment) -> MissingBinaries:
+    """One line per missing program, `obskit programs install ...` first where it helps, and a
+    hint worded for one program or several and for Grafana left out or not."""
+    one = len(missing) == 1
+    lines = list(missing)
+    if installable:
+        names = list(dict.fromkeys(installable))
+        from obskit.programs import cache_dir
+
+        lines.insert(0, f"`obskit programs install {' '.join(names)}` downloads {'it' if len(names) == 1 else 'them'} "
+                        f"(pinned releases, checked against their published checksums, into {cache_dir()})")
+    # What leaving a component out would spare: Grafana (and its Postgres), Mimir.
+    spare = [c for c in ("grafana", "mimir") if c in absent or (c == "grafana" and "postgres" in absent)]
+    todo = f"run `obskit programs install {' '.join(dict.fromkeys(installable))}`" if installable else \
+        f"install {'it' if one else 'them'}"
+    hint = todo
+    if spare:
+        label = " and ".join(c.capitalize() for c in spare)
+        hint += f", or run without {label}: environments.{env_name}.skip: [{', '.join(env.skip + spare)}]"
+    if "grafana" in env.skip:
+        hint += " (Grafana is left out here: neither it nor its Postgres is needed)"
+    head = "the process runtime is missing " + ("a program" if one else f"{len(missing)} programs")
+    return MissingBinaries(head + ":\n" + "\n".join("  " + line for line in lines), hint=hint)
 
 
 def _grafana_home(binary: str) -> str | None:
@@ -263,7 +307,9 @@ class ProcessRuntime:
     def services(self) -> list[str]:
         """Every service this environment runs, in start order."""
         table = bindings.services(self.spec, self.env_name)
-        names = [n for n in table if component_of(n) not in self.env.skip]
+        # Postgres holds only Grafana's database: without Grafana it does not start either.
+        skip = set(self.env.skip) | ({"postgres"} if "grafana" in self.env.skip else set())
+        names = [n for n in table if component_of(n) not in skip]
         return sorted(names, key=lambda n: (WAVES[component_of(n)], n))
 
     def log_path(self, service: str) -> Path:
