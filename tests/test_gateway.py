@@ -438,3 +438,67 @@ def test_logs_after_this_module_hold_no_password_failed_user_or_query_string(gw)
         assert '"nobody"' not in text and "query=" not in text and "?" not in text
     failed = [e for e in map(json.loads, texts[0].splitlines()) if e["status"] == 401]
     assert failed and all(e["user"] == "" for e in failed)
+
+
+# --------------------------------------------------------------------------- a client's mistakes
+
+
+def raw(gw, request: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are (requests would not send CONNECT or an absolute-form target)."""
+    import socket
+    import ssl
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(gw["base"])
+    context = ssl.create_default_context(cafile=gw["ca"])
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        with context.wrap_socket(sock, server_hostname=url.hostname) as tls:
+            tls.sendall(request)
+            data = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, data
+
+
+CLIENT_MISTAKES = [
+    ("CONNECT", b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\nConnection: close\r\n\r\n"),
+    ("CONNECT authenticated", None),
+    ("TRACE", b"TRACE /loki/api/v1/push HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("TRACE unknown path", b"TRACE / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("unknown method", b"FROB /loki/api/v1/push HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("unknown method on health", b"BREW /nginx-health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("absolute-form target", b"GET http://example.com/loki/api/v1/query HTTP/1.1\r\nHost: localhost\r\n"
+                             b"Connection: close\r\n\r\n"),
+    ("absolute-form https", b"POST https://localhost/otlp/v1/logs HTTP/1.1\r\nHost: localhost\r\n"
+                            b"Content-Length: 0\r\nConnection: close\r\n\r\n"),
+    ("absolute-form CONNECT", b"CONNECT http://localhost/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("unparsable request line", b"GARBAGE\r\n\r\n"),
+    ("control character in the target", b"GET /loki/\x01 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    ("no Host header", b"GET /loki/api/v1/query HTTP/1.1\r\nConnection: close\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize("name, request_bytes", CLIENT_MISTAKES, ids=[n for n, _ in CLIENT_MISTAKES])
+def test_a_clients_mistake_is_a_4xx_never_a_500(gw, name, request_bytes):
+    """A 500 counts toward the stack's 5xx panels and alerts: whoever can reach the gateway
+    must not be able to trip them with a method or a target form nginx handles specially."""
+    if request_bytes is None:  # CONNECT with a valid credential
+        import base64
+
+        user, password = creds(gw, "apps-write")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request_bytes = (b"CONNECT /otlp/v1/logs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic "
+                         + token.encode() + b"\r\nConnection: close\r\n\r\n")
+    before = len(gw["access_log"].read_text().splitlines())
+    status, data = raw(gw, request_bytes)
+    assert 400 <= status < 500, (name, data[:300])
+    assert status in (400, 405), (name, data[:300])
+    entries = [json.loads(line) for line in gw["access_log"].read_text().splitlines()[before:]]
+    assert entries and all(400 <= e["status"] < 500 for e in entries), entries
+    assert not any(s in data.decode("latin-1") for k, s in gw["plan"].secrets.items() if k.endswith("-password"))
+    if status == 405:
+        assert "CONNECT" not in re.search(rb"\r\nAllow: ([^\r]*)", data).group(1).decode()
