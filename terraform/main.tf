@@ -96,6 +96,7 @@ module "load_balancer" {
 module "storage" {
   source = "./modules/storage"
 
+  region             = var.region
   buckets            = var.buckets
   access_logs_bucket = var.alb_access_logs ? var.alb_access_logs_bucket : null
 }
@@ -127,6 +128,8 @@ module "rds" {
   master_username               = var.database.username
   master_password_ssm_parameter = var.database.password_parameter
   deletion_protection           = var.database_deletion_protection
+  restore_snapshot              = var.database.restore_snapshot
+  log_retention_days            = var.log_retention_days
 }
 
 module "ecs" {
@@ -149,4 +152,11 @@ module "ecs" {
   storage_kms_key_arn      = module.storage.kms_key_arn
   log_group_prefix         = "/obskit/${var.project}/${var.environment}"
   log_retention_days       = var.log_retention_days
+  # What Loki and Mimir need while they stop and flush to S3: every ECS service is
+  # destroyed (and its tasks stopped) before these.
+  stop_dependencies = concat(
+    module.security_groups.ingester_rule_ids,
+    module.network.s3_path_ids,
+    values(module.storage.bucket_policy_ids),
+  )
 }

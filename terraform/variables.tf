@@ -86,7 +86,7 @@ variable "buckets" {
 }
 
 variable "database" {
-  description = "Aurora PostgreSQL for Grafana: engine version, instance class and count, database, user, and the SSM parameter holding the password."
+  description = "Aurora PostgreSQL for Grafana: engine version, instance class and count, database, user, the SSM parameter holding the password, and a snapshot to create the cluster from (null: empty)."
   type = object({
     engine_version     = string
     instance_class     = string
@@ -94,6 +94,7 @@ variable "database" {
     name               = string
     username           = string
     password_parameter = string
+    restore_snapshot   = optional(string)
   })
 }
 
@@ -121,7 +122,13 @@ variable "services" {
     health_path           = string
     buckets               = list(string)
     container_definitions = string
+    ephemeral_storage_gib = optional(number)
   }))
+
+  validation {
+    condition     = alltrue([for s in var.services : s.ephemeral_storage_gib == null || (coalesce(s.ephemeral_storage_gib, 0) >= 21 && coalesce(s.ephemeral_storage_gib, 0) <= 200)])
+    error_message = "Fargate ephemeral storage is 21 to 200 GiB (null for the default 20 GiB)."
+  }
 }
 
 variable "extra_ssm_parameters" {

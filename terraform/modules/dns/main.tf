@@ -46,8 +46,10 @@ resource "aws_acm_certificate_validation" "this" {
   validation_record_fqdns = [for r in aws_route53_record.validation : r.fqdn]
 }
 
+# IPv4 only: the ALB is created with ip_address_type "ipv4", so an AAAA alias would
+# point at nothing.
 resource "aws_route53_record" "alias" {
-  for_each = var.hosted_zone_id == null ? toset([]) : toset(["A", "AAAA"])
+  for_each = var.hosted_zone_id == null ? toset([]) : toset(["A"])
 
   zone_id = var.hosted_zone_id
   name    = var.domain

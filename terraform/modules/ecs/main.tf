@@ -7,9 +7,18 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  # The placeholders obskit writes into container definitions.
+  # The placeholders obskit writes into container definitions. Only the services whose
+  # definitions name a deploy-time output (Grafana: the database endpoint) read var.outputs,
+  # in resources of their own: Terraform orders by resource, so a reference here would make
+  # every task definition (and service) wait for Aurora.
+  output_placeholder = "__OBSKIT_OUTPUT_"
+  needs_outputs      = { for name, svc in var.services : name => svc if strcontains(svc.container_definitions, local.output_placeholder) }
+  plain              = { for name, svc in var.services : name => svc if !strcontains(svc.container_definitions, local.output_placeholder) }
   definitions = {
-    for name, svc in var.services : name => replace(
+    for name, svc in local.plain : name => replace(svc.container_definitions, "__OBSKIT_SSM_ARN__", var.ssm_parameter_arn_prefix)
+  }
+  definitions_with_outputs = {
+    for name, svc in local.needs_outputs : name => replace(
       replace(svc.container_definitions, "__OBSKIT_SSM_ARN__", var.ssm_parameter_arn_prefix),
       "__OBSKIT_OUTPUT_grafana_database_endpoint__", var.outputs["grafana_database_endpoint"]
     )
@@ -17,8 +26,8 @@ locals {
   with_buckets = { for name, svc in var.services : name => svc if length(svc.buckets) > 0 }
   # Services that scale between desired_count and max_count on CPU; the others run exactly
   # desired_count tasks. Apply leaves a scaled service's current count alone.
-  scaled = { for name, svc in var.services : name => svc if svc.max_count > svc.desired_count }
-  fixed  = { for name, svc in var.services : name => svc if svc.max_count <= svc.desired_count }
+  scaled = { for name, svc in local.plain : name => svc if svc.max_count > svc.desired_count }
+  fixed  = { for name, svc in local.plain : name => svc if svc.max_count <= svc.desired_count }
   # Each SSM parameter ARN once: obskit's prefix/* and the spec's own ssm:/path references
   # (a name without a leading "/" still has one in its ARN).
   secret_arns = concat(
@@ -36,6 +45,18 @@ resource "aws_ecs_cluster" "this" {
   }
 
   tags = var.tags
+
+  # The log group Container Insights writes to exists first, with a retention, and goes
+  # with the cluster (AWS would create it without either).
+  depends_on = [aws_cloudwatch_log_group.container_insights]
+}
+
+resource "aws_cloudwatch_log_group" "container_insights" {
+  # checkov:skip=CKV_AWS_158:Container Insights metrics are encrypted by CloudWatch's service key; a customer key needs a per-region key policy for the logs service, left to the account baseline.
+  # checkov:skip=CKV_AWS_338:Retention is a spec setting (log_retention_days), as for the services' own logs.
+  name              = "/aws/ecs/containerinsights/${var.name}/performance"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "service" {
@@ -160,8 +181,9 @@ resource "aws_iam_role_policy" "exec" {
 
 # -- tasks and services ----------------------------------------------------------------
 
+# Task definitions of the services that need no deploy-time output.
 resource "aws_ecs_task_definition" "this" {
-  for_each = var.services
+  for_each = local.plain
 
   family                   = "${var.name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
@@ -172,13 +194,75 @@ resource "aws_ecs_task_definition" "this" {
   task_role_arn            = aws_iam_role.task[each.key].arn
   container_definitions    = local.definitions[each.key]
 
+  # Task storage for the folders an image writes at start (the gateway's rendered config
+  # and secrets): one volume per mountPoint the container definitions name.
+  dynamic "volume" {
+    for_each = toset(flatten([for c in jsondecode(local.definitions[each.key]) : [for m in try(c.mountPoints, []) : m.sourceVolume]]))
+    content {
+      name = volume.value
+    }
+  }
+
   runtime_platform {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
   }
 
-  tags       = var.tags
-  depends_on = [aws_cloudwatch_log_group.service]
+  # Fargate's task storage (20 GiB when unset): Loki's and Mimir's WAL, TSDB head and
+  # compactor folders live there (sized by the spec: sizes.<component>.ephemeral_storage_gib).
+  dynamic "ephemeral_storage" {
+    for_each = each.value.ephemeral_storage_gib == null ? [] : [each.value.ephemeral_storage_gib]
+    content {
+      size_in_gib = ephemeral_storage.value
+    }
+  }
+
+  tags = var.tags
+  # A task starts with the execution role's permissions (ECR pull, SSM secrets, logs): they
+  # exist before anything can start one.
+  depends_on = [aws_cloudwatch_log_group.service, aws_iam_role_policy.secrets, aws_iam_role_policy_attachment.execution]
+}
+
+# Task definitions that name a deploy-time output (Grafana: the database endpoint).
+resource "aws_ecs_task_definition" "needs_outputs" {
+  for_each = local.needs_outputs
+
+  family                   = "${var.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = each.value.cpu
+  memory                   = each.value.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task[each.key].arn
+  container_definitions    = local.definitions_with_outputs[each.key]
+
+  # Task storage for the folders an image writes at start (the gateway's rendered config
+  # and secrets): one volume per mountPoint the container definitions name.
+  dynamic "volume" {
+    for_each = toset(flatten([for c in jsondecode(local.definitions_with_outputs[each.key]) : [for m in try(c.mountPoints, []) : m.sourceVolume]]))
+    content {
+      name = volume.value
+    }
+  }
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  # Fargate's task storage (20 GiB when unset): Loki's and Mimir's WAL, TSDB head and
+  # compactor folders live there (sized by the spec: sizes.<component>.ephemeral_storage_gib).
+  dynamic "ephemeral_storage" {
+    for_each = each.value.ephemeral_storage_gib == null ? [] : [each.value.ephemeral_storage_gib]
+    content {
+      size_in_gib = ephemeral_storage.value
+    }
+  }
+
+  tags = var.tags
+  # A task starts with the execution role's permissions (ECR pull, SSM secrets, logs): they
+  # exist before anything can start one.
+  depends_on = [aws_cloudwatch_log_group.service, aws_iam_role_policy.secrets, aws_iam_role_policy_attachment.execution]
 }
 
 # Services with a fixed number of tasks.
@@ -227,6 +311,12 @@ resource "aws_ecs_service" "this" {
   }
 
   tags = var.tags
+
+  # Destroyed before what Loki and Mimir need while they stop and flush to S3 (their S3
+  # and KMS permissions, security group rules, the S3 gateway endpoint and its routes), and
+  # before their Cloud Map service; created after the HTTPS listener (module input
+  # load_balanced waits for it), as ECS requires of a target group.
+  depends_on = [terraform_data.stop_dependencies, aws_iam_role_policy.buckets]
 }
 
 # Services that scale on CPU between desired_count and max_count.
@@ -276,9 +366,86 @@ resource "aws_ecs_service" "scaled" {
 
   tags = var.tags
 
+  # Destroyed before what Loki and Mimir need while they stop and flush to S3 (their S3
+  # and KMS permissions, security group rules, the S3 gateway endpoint and its routes), and
+  # before their Cloud Map service; created after the HTTPS listener (module input
+  # load_balanced waits for it), as ECS requires of a target group.
+  depends_on = [terraform_data.stop_dependencies, aws_iam_role_policy.buckets]
+
   lifecycle {
     ignore_changes = [desired_count] # owned by the autoscaling policy below
   }
+}
+
+# Services whose task definitions name a deploy-time output (Grafana), as fixed services.
+resource "aws_ecs_service" "needs_outputs" {
+  for_each = local.needs_outputs
+
+  name                               = each.key
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.needs_outputs[each.key].arn
+  desired_count                      = each.value.desired_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = contains(keys(var.load_balanced), each.key) ? 120 : null
+  wait_for_steady_state              = var.wait_for_steady_state
+  enable_execute_command             = var.enable_execute_command
+  # A rotated secret reaches running tasks only through a new deployment.
+  force_new_deployment = true
+  triggers             = { secrets = each.value.secrets_version }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [var.security_group_ids[each.value.component]]
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = var.service_registry_arns[each.key]
+  }
+
+  dynamic "load_balancer" {
+    for_each = contains(keys(var.load_balanced), each.key) ? [var.load_balanced[each.key]] : []
+    content {
+      target_group_arn = load_balancer.value
+      container_name   = each.key
+      container_port   = each.value.port
+    }
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+
+  # Destroyed before what Loki and Mimir need while they stop and flush to S3 (their S3
+  # and KMS permissions, security group rules, the S3 gateway endpoint and its routes), and
+  # before their Cloud Map service; created after the HTTPS listener (module input
+  # load_balanced waits for it), as ECS requires of a target group.
+  depends_on = [terraform_data.stop_dependencies, aws_iam_role_policy.buckets]
+}
+
+# What Loki and Mimir need while their tasks stop and flush to S3 (IDs from the root): the
+# services depend on it, so a destroy deletes them, and waits for their tasks, first.
+resource "terraform_data" "stop_dependencies" {
+  input = var.stop_dependencies
+}
+
+# Grafana moved to resources of its own (it alone waits for the database endpoint).
+moved {
+  from = aws_ecs_task_definition.this["grafana"]
+  to   = aws_ecs_task_definition.needs_outputs["grafana"]
+}
+
+moved {
+  from = aws_ecs_service.this["grafana"]
+  to   = aws_ecs_service.needs_outputs["grafana"]
 }
 
 resource "aws_appautoscaling_target" "this" {

@@ -10,12 +10,12 @@ output "cluster_arn" {
 
 output "service_names" {
   description = "ECS service name per obskit service."
-  value       = { for k, s in merge(aws_ecs_service.this, aws_ecs_service.scaled) : k => s.name }
+  value       = { for k, s in merge(aws_ecs_service.this, aws_ecs_service.scaled, aws_ecs_service.needs_outputs) : k => s.name }
 }
 
 output "task_definition_arns" {
   description = "Task definition ARN (with revision) per obskit service."
-  value       = { for k, t in aws_ecs_task_definition.this : k => t.arn }
+  value       = { for k, t in merge(aws_ecs_task_definition.this, aws_ecs_task_definition.needs_outputs) : k => t.arn }
 }
 
 output "log_groups" {

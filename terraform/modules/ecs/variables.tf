@@ -14,7 +14,7 @@ variable "subnet_ids" {
 }
 
 variable "services" {
-  description = "One entry per ECS service, as obskit renders it: the component it runs, Fargate size, desired count (the minimum when max_count is larger: then it scales on CPU towards cpu_target_percent), a fingerprint of its secrets' SSM versions (a change redeploys it), main port, health path, the buckets its task role may use, and its container definitions (JSON with obskit's placeholders)."
+  description = "One entry per ECS service, as obskit renders it: the component it runs, Fargate size, desired count (the minimum when max_count is larger: then it scales on CPU towards cpu_target_percent), a fingerprint of its secrets' SSM versions (a change redeploys it), main port, health path, the buckets its task role may use, its container definitions (JSON with obskit's placeholders) and its Fargate ephemeral storage in GiB (null: Fargate's 20)."
   type = map(object({
     component             = string
     cpu                   = number
@@ -27,7 +27,14 @@ variable "services" {
     health_path           = string
     buckets               = list(string)
     container_definitions = string
+    ephemeral_storage_gib = optional(number)
   }))
+}
+
+variable "stop_dependencies" {
+  description = "IDs of what Loki and Mimir need while their tasks stop and flush to S3 (security group rules, the S3 gateway endpoint and its route table associations, bucket policies): every service is destroyed before them."
+  type        = list(string)
+  default     = []
 }
 
 variable "security_group_ids" {

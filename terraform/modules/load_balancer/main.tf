@@ -12,6 +12,7 @@ resource "aws_lb" "this" {
   # checkov:skip=CKV_AWS_91:Access logging is a spec option (alb_access_logs, off by default); the gateway writes a JSON access log of every request to Loki.
   name                       = var.name
   load_balancer_type         = "application"
+  ip_address_type            = "ipv4"
   internal                   = false
   security_groups            = [var.security_group_id]
   subnets                    = var.public_subnet_ids

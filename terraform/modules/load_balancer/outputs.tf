@@ -19,6 +19,7 @@ output "https_listener_arn" {
 }
 
 output "target_group_arns" {
-  description = "Target group ARN per target key."
+  description = "Target group ARN per target key, available once the listeners forward to them: ECS refuses a service whose target group no listener uses, and the HTTPS listener waits for the certificate's validation."
   value       = { for k, tg in aws_lb_target_group.this : k => tg.arn }
+  depends_on  = [aws_lb_listener.https, aws_lb_listener_rule.this]
 }

@@ -160,12 +160,30 @@ resource "aws_cloudwatch_log_group" "flow" {
   tags              = var.tags
 }
 
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+# As "IAM role for publishing flow logs to CloudWatch Logs" gives it: the flow-logs service
+# may assume the role only for this account's flow logs (no confused deputy), and the role
+# may create and describe streams and write events in this log group.
+# https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
 data "aws_iam_policy_document" "flow_assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:vpc-flow-log/*"]
     }
   }
 }
@@ -178,8 +196,13 @@ resource "aws_iam_role" "flow" {
 
 data "aws_iam_policy_document" "flow" {
   statement {
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.flow.arn}:*"]
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.flow.arn, "${aws_cloudwatch_log_group.flow.arn}:*"]
+  }
+  # DescribeLogGroups lists; it is scoped to this account's log groups in this Region.
+  statement {
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
   }
 }
 

@@ -28,6 +28,16 @@ output "s3_prefix_list_id" {
   value       = aws_vpc_endpoint.s3.prefix_list_id
 }
 
+output "s3_path_ids" {
+  description = "The S3 gateway endpoint and the ECS subnets' route table associations: the path of the tasks to S3 (for ordering: Loki and Mimir flush through it when they stop)."
+  value       = concat([aws_vpc_endpoint.s3.id], aws_route_table_association.ecs[*].id)
+}
+
+output "alb_subnet_cidrs" {
+  description = "CIDR blocks of the public subnets, where the ALB's nodes are (the gateway trusts X-Forwarded-For from them only)."
+  value       = aws_subnet.public[*].cidr_block
+}
+
 output "nat_public_ips" {
   description = "Public addresses the tasks reach the internet from."
   value       = aws_eip.nat[*].public_ip

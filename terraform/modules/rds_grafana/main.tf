@@ -59,35 +59,50 @@ resource "aws_db_subnet_group" "this" {
   tags       = var.tags
 }
 
+# The log group RDS exports the postgresql log to: created first, with a retention, and
+# destroyed with the cluster (RDS would create it without either, and leave it behind).
+resource "aws_cloudwatch_log_group" "postgresql" {
+  # checkov:skip=CKV_AWS_158:The database log is encrypted by CloudWatch's service key; a customer key needs a per-region key policy for the logs service, left to the account baseline.
+  # checkov:skip=CKV_AWS_338:Retention is a spec setting (log_retention_days), as for the services' logs.
+  name              = "/aws/rds/cluster/${var.name}-grafana/postgresql"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
 resource "aws_rds_cluster" "this" {
   # checkov:skip=CKV2_AWS_27:Grafana issues many small queries; logging every statement would flood CloudWatch. Errors and the postgresql log are exported.
   # checkov:skip=CKV2_AWS_8:Automated backups (backup_retention_period) and a final snapshot protect the data; an AWS Backup plan is an organisation-level choice.
-  cluster_identifier                  = "${var.name}-grafana"
-  engine                              = "aurora-postgresql"
-  engine_version                      = var.engine_version
-  database_name                       = var.database_name
-  master_username                     = var.master_username
-  master_password_wo                  = ephemeral.aws_ssm_parameter.password.value
-  master_password_wo_version          = data.aws_ssm_parameter.password_arn.version
-  db_subnet_group_name                = aws_db_subnet_group.this.name
-  vpc_security_group_ids              = [var.security_group_id]
-  storage_encrypted                   = true
-  kms_key_id                          = aws_kms_key.this.arn
-  deletion_protection                 = var.deletion_protection
-  backup_retention_period             = var.backup_retention_days
-  copy_tags_to_snapshot               = true
-  iam_database_authentication_enabled = true
-  enabled_cloudwatch_logs_exports     = ["postgresql"]
-  skip_final_snapshot                 = false
-  final_snapshot_identifier           = "${var.name}-grafana-final-${terraform_data.snapshot_suffix.output}"
-  allow_major_version_upgrade         = false
-  tags                                = var.tags
+  cluster_identifier              = "${var.name}-grafana"
+  engine                          = "aurora-postgresql"
+  engine_version                  = var.engine_version
+  database_name                   = var.database_name
+  master_username                 = var.master_username
+  master_password_wo              = ephemeral.aws_ssm_parameter.password.value
+  master_password_wo_version      = data.aws_ssm_parameter.password_arn.version
+  db_subnet_group_name            = aws_db_subnet_group.this.name
+  vpc_security_group_ids          = [var.security_group_id]
+  storage_encrypted               = true
+  kms_key_id                      = aws_kms_key.this.arn
+  deletion_protection             = var.deletion_protection
+  backup_retention_period         = var.backup_retention_days
+  copy_tags_to_snapshot           = true
+  enabled_cloudwatch_logs_exports = ["postgresql"]
+  skip_final_snapshot             = false
+  final_snapshot_identifier       = "${var.name}-grafana-final-${terraform_data.snapshot_suffix.output}"
+  allow_major_version_upgrade     = false
+  # Created from a snapshot when the spec names one (database.restore_snapshot: the final
+  # snapshot a destroy left, encrypted with the key the destroy kept). Only creation reads
+  # it: naming or dropping it later changes nothing.
+  snapshot_identifier = var.restore_snapshot
+  tags                = var.tags
 
   lifecycle {
     # engine_version is the version the cluster is created with; AWS then applies minor
     # upgrades itself (auto_minor_version_upgrade), which a plan must not try to undo.
-    ignore_changes = [engine_version]
+    ignore_changes = [engine_version, snapshot_identifier]
   }
+
+  depends_on = [aws_cloudwatch_log_group.postgresql]
 }
 
 resource "aws_rds_cluster_instance" "this" {

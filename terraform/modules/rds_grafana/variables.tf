@@ -65,6 +65,18 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "restore_snapshot" {
+  description = "A cluster snapshot to create the cluster from (e.g. the final snapshot of a destroyed environment); null for an empty database. Read at creation only."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the exported postgresql log's log group."
+  type        = number
+  default     = 30
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

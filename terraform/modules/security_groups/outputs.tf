@@ -38,6 +38,14 @@ output "endpoints" {
   value       = aws_security_group.this["endpoints"].id
 }
 
+output "ingester_rule_ids" {
+  description = "Every rule of Loki and Mimir (S3, the VPC endpoints, gossip and gRPC among replicas): what they need while they stop and flush (for ordering on destroy)."
+  value = concat(
+    [for k, r in aws_vpc_security_group_egress_rule.this : r.id if contains(["loki", "mimir"], local.rules[k].role)],
+    [for k, r in aws_vpc_security_group_ingress_rule.this : r.id if contains(["loki", "mimir"], local.rules[k].role)],
+  )
+}
+
 output "ids" {
   description = "Every security group by role (alb, gateway, grafana, loki, mimir, otelcol, rds, endpoints)."
   value       = { for role, sg in aws_security_group.this : role => sg.id }

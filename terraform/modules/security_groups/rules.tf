@@ -14,6 +14,9 @@ locals {
     endpoints = "The VPC interface endpoints (ECR, SSM, CloudWatch Logs): HTTPS from the ECS tasks only."
   }
 
+  # Descriptions (rules and groups) use only what EC2 accepts: a-zA-Z0-9, spaces and
+  # ._-:/()#,@[]+=&;{}!$* (no apostrophes); tests/test_aws_constraints.py checks them.
+
   # Grafana's notifications beyond HTTPS on 443: its SMTP server, webhooks on other ports.
   grafana_egress = {
     for p in var.grafana_egress_ports : "grafana-out-cidr-0_0_0_0_0-${p}-tcp" => {
@@ -27,10 +30,10 @@ locals {
   static_rules = {
     "alb-in-cidr-0_0_0_0_0-443-tcp"             = { role = "alb", ingress = true, kind = "cidr", peer = "0.0.0.0/0", port = 443, protocol = "tcp", description = "HTTPS from the internet" }
     "alb-in-cidr-0_0_0_0_0-80-tcp"              = { role = "alb", ingress = true, kind = "cidr", peer = "0.0.0.0/0", port = 80, protocol = "tcp", description = "HTTP from the internet, redirected to HTTPS" }
-    "alb-out-sg-gateway-gateway_https-tcp"      = { role = "alb", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "to the gateway's TLS listener" }
+    "alb-out-sg-gateway-gateway_https-tcp"      = { role = "alb", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "to the gateway TLS listener" }
     "gateway-in-sg-alb-gateway_https-tcp"       = { role = "gateway", ingress = true, kind = "sg", peer = "alb", port = var.ports.gateway_https, protocol = "tcp", description = "from the ALB" }
     "gateway-in-sg-otelcol-gateway_https-tcp"   = { role = "gateway", ingress = true, kind = "sg", peer = "otelcol", port = var.ports.gateway_https, protocol = "tcp", description = "pushes from the collector" }
-    "gateway-in-sg-grafana-gateway_https-tcp"   = { role = "gateway", ingress = true, kind = "sg", peer = "grafana", port = var.ports.gateway_https, protocol = "tcp", description = "queries from Grafana's datasources" }
+    "gateway-in-sg-grafana-gateway_https-tcp"   = { role = "gateway", ingress = true, kind = "sg", peer = "grafana", port = var.ports.gateway_https, protocol = "tcp", description = "queries from Grafana datasources" }
     "gateway-out-sg-loki-loki_http-tcp"         = { role = "gateway", ingress = false, kind = "sg", peer = "loki", port = var.ports.loki_http, protocol = "tcp", description = "to Loki" }
     "gateway-out-sg-mimir-mimir_http-tcp"       = { role = "gateway", ingress = false, kind = "sg", peer = "mimir", port = var.ports.mimir_http, protocol = "tcp", description = "to the Mimir replicas" }
     "gateway-out-sg-otelcol-otelcol_http-tcp"   = { role = "gateway", ingress = false, kind = "sg", peer = "otelcol", port = var.ports.otelcol_http, protocol = "tcp", description = "OTLP intake to the collector" }
@@ -60,11 +63,11 @@ locals {
     "mimir-out-self-x-memberlist-udp"           = { role = "mimir", ingress = false, kind = "self", peer = "", port = var.ports.memberlist, protocol = "udp", description = "memberlist gossip (UDP)" }
     "mimir-out-prefix-x-443-tcp"                = { role = "mimir", ingress = false, kind = "prefix", peer = "", port = 443, protocol = "tcp", description = "S3 through the gateway endpoint: ECR image layers, and its data" }
     "otelcol-in-sg-gateway-otelcol_http-tcp"    = { role = "otelcol", ingress = true, kind = "sg", peer = "gateway", port = var.ports.otelcol_http, protocol = "tcp", description = "OTLP intake from the gateway" }
-    "otelcol-in-sg-gateway-otelcol_syslog-udp"  = { role = "otelcol", ingress = true, kind = "sg", peer = "gateway", port = var.ports.otelcol_syslog, protocol = "udp", description = "the gateway's access logs (syslog)" }
+    "otelcol-in-sg-gateway-otelcol_syslog-udp"  = { role = "otelcol", ingress = true, kind = "sg", peer = "gateway", port = var.ports.otelcol_syslog, protocol = "udp", description = "gateway access logs (syslog)" }
     "otelcol-out-sg-gateway-gateway_https-tcp"  = { role = "otelcol", ingress = false, kind = "sg", peer = "gateway", port = var.ports.gateway_https, protocol = "tcp", description = "pushes through the gateway" }
-    "otelcol-out-sg-loki-loki_http-tcp"         = { role = "otelcol", ingress = false, kind = "sg", peer = "loki", port = var.ports.loki_http, protocol = "tcp", description = "scrapes Loki's metrics" }
-    "otelcol-out-sg-mimir-mimir_http-tcp"       = { role = "otelcol", ingress = false, kind = "sg", peer = "mimir", port = var.ports.mimir_http, protocol = "tcp", description = "scrapes Mimir's metrics" }
-    "otelcol-out-sg-grafana-grafana-tcp"        = { role = "otelcol", ingress = false, kind = "sg", peer = "grafana", port = var.ports.grafana, protocol = "tcp", description = "scrapes Grafana's metrics" }
+    "otelcol-out-sg-loki-loki_http-tcp"         = { role = "otelcol", ingress = false, kind = "sg", peer = "loki", port = var.ports.loki_http, protocol = "tcp", description = "scrapes Loki metrics" }
+    "otelcol-out-sg-mimir-mimir_http-tcp"       = { role = "otelcol", ingress = false, kind = "sg", peer = "mimir", port = var.ports.mimir_http, protocol = "tcp", description = "scrapes Mimir metrics" }
+    "otelcol-out-sg-grafana-grafana-tcp"        = { role = "otelcol", ingress = false, kind = "sg", peer = "grafana", port = var.ports.grafana, protocol = "tcp", description = "scrapes Grafana metrics" }
     "otelcol-in-self-x-otelcol_telemetry-tcp"   = { role = "otelcol", ingress = true, kind = "self", peer = "", port = var.ports.otelcol_telemetry, protocol = "tcp", description = "its own metrics, scraped by name (another task of the service during a deploy)" }
     "otelcol-out-self-x-otelcol_telemetry-tcp"  = { role = "otelcol", ingress = false, kind = "self", peer = "", port = var.ports.otelcol_telemetry, protocol = "tcp", description = "scrapes its own metrics by name" }
     "rds-in-sg-grafana-postgres-tcp"            = { role = "rds", ingress = true, kind = "sg", peer = "grafana", port = var.ports.postgres, protocol = "tcp", description = "from Grafana only" }

@@ -27,5 +27,10 @@ resource "aws_service_discovery_service" "this" {
   # provider 6.x and always 1).
   health_check_custom_config {}
 
+  # Cloud Map refuses to delete a service that still has registered instances
+  # (ResourceInUse). ECS deregisters a service's tasks as they stop, but a task that was
+  # never deregistered (a failed stop) would block the destroy: leftovers are deregistered.
+  force_destroy = true
+
   tags = var.tags
 }

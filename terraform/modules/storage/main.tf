@@ -143,8 +143,10 @@ resource "aws_s3_bucket_policy" "this" {
 # A bucket of its own: ALB log delivery supports SSE-S3 only (no KMS key), and the logs
 # expire on their own.
 
+# Only in the Regions that have a regional ELB account (see regions.tf): elsewhere the data
+# source fails the plan with "unsupported AWS Region".
 data "aws_elb_service_account" "this" {
-  count = var.access_logs_bucket == null ? 0 : 1
+  count = var.access_logs_bucket != null && local.elb_account_region ? 1 : 0
 }
 
 resource "aws_s3_bucket" "access_logs" {
@@ -209,17 +211,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
 }
 
 # Elastic Load Balancing writes under alb/AWSLogs/<account>/: the regional ELB account in
-# Regions opened before August 2022, the log-delivery service principal in the others.
+# Regions opened before August 2022, the log-delivery service principal in all of them (the
+# only grantee in the newer ones).
 data "aws_iam_policy_document" "access_logs" {
   count = length(aws_s3_bucket.access_logs)
 
-  statement {
-    sid       = "ElbLogDelivery"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.access_logs[0].arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.this[0].arn]
+  dynamic "statement" {
+    for_each = data.aws_elb_service_account.this
+    content {
+      sid       = "ElbLogDelivery"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.access_logs[0].arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+      principals {
+        type        = "AWS"
+        identifiers = [statement.value.arn]
+      }
     }
   }
   statement {

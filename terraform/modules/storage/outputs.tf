@@ -14,6 +14,12 @@ output "kms_key_arn" {
 }
 
 output "access_logs_bucket" {
-  description = "The ALB access-log bucket (null when there is none)."
+  description = "The ALB access-log bucket (null when there is none), available once its policy lets Elastic Load Balancing write: the ALB's access_logs attribute is refused before."
   value       = one(aws_s3_bucket.access_logs[*].bucket)
+  depends_on  = [aws_s3_bucket_policy.access_logs, aws_s3_bucket_ownership_controls.access_logs, aws_s3_bucket_server_side_encryption_configuration.access_logs]
+}
+
+output "bucket_policy_ids" {
+  description = "Bucket policy ID per purpose (for ordering: the services that use a bucket go first on destroy)."
+  value       = { for k, p in aws_s3_bucket_policy.this : k => p.id }
 }

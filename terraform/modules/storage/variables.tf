@@ -1,3 +1,8 @@
+variable "region" {
+  description = "The AWS Region (whether Elastic Load Balancing delivers logs as a regional account or as a service principal)."
+  type        = string
+}
+
 variable "buckets" {
   description = "Bucket name per purpose (loki_chunks, loki_ruler, mimir_blocks, mimir_ruler, mimir_alertmanager)."
   type        = map(string)
