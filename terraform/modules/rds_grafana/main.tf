@@ -71,6 +71,7 @@ resource "aws_cloudwatch_log_group" "postgresql" {
 
 resource "aws_rds_cluster" "this" {
   # checkov:skip=CKV2_AWS_27:Grafana issues many small queries; logging every statement would flood CloudWatch. Errors and the postgresql log are exported.
+  # checkov:skip=CKV_AWS_162:Grafana logs in with the password from SSM and cannot use IAM tokens for its own database; IAM authentication left on unused would only be a second way in.
   # checkov:skip=CKV2_AWS_8:Automated backups (backup_retention_period) and a final snapshot protect the data; an AWS Backup plan is an organisation-level choice.
   cluster_identifier              = "${var.name}-grafana"
   engine                          = "aurora-postgresql"
