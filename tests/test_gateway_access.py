@@ -450,7 +450,7 @@ def test_header_body_and_keepalive_timeouts_are_set(gw):
 
     conf = (Path(gw["plan"].env["gateway"]["OBSKIT_GW_CONF_DIR"]) / "nginx.conf").read_text()
     found = dict(re.findall(r"^\s*(client_header_timeout|client_body_timeout|keepalive_timeout) (\S+);", conf, re.M))
-    assert found == {"client_header_timeout": "10s", "client_body_timeout": "15s", "keepalive_timeout": "75s"}, found
+    assert found == {"client_header_timeout": "10s", "client_body_timeout": "15s", "keepalive_timeout": "310s"}, found
 
 
 # --------------------------------------------------------------------------- lockout

@@ -45,8 +45,12 @@ def test_the_trusted_load_balancer_names_the_client(tmp_path):
     assert _forwarded_address(tmp_path, "127.0.0.1/32") == CLIENT
 
 
-def test_aws_trusts_the_vpc_and_nothing_else(aws_spec):
+def test_aws_trusts_the_alb_subnets_and_nothing_else(aws_spec):
     spec = load_spec(aws_spec, environ={}).spec
-    assert bindings.services(spec, "prod")["gateway"].env["OBSKIT_GW_TRUSTED_PROXY"] == spec.environments["prod"].vpc_cidr
+    # The VPC's two public subnets (terraform/modules/network), not the whole VPC: a task
+    # in the VPC cannot claim a client's address (tests/test_aws_constraints.py compares
+    # the block with what terraform cuts).
+    assert bindings.services(spec, "prod")["gateway"].env["OBSKIT_GW_TRUSTED_PROXY"] == \
+        bindings.alb_subnets(spec.environments["prod"].vpc_cidr) != spec.environments["prod"].vpc_cidr
     for env in ("local", "process"):
         assert bindings.services(spec, env)["gateway"].env["OBSKIT_GW_TRUSTED_PROXY"] == "unix:"

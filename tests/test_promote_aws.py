@@ -4,6 +4,7 @@ SSM, the state bucket, ECR credentials, preflight; and the docker push at its ch
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 
 import pytest
@@ -28,15 +29,43 @@ def aws(moto_s3, monkeypatch, tmp_path):
     return cloud
 
 
-def test_secrets_go_to_ssm_as_securestrings_only_when_changed(aws):
-    prefix = f"/obskit/test-{uuid.uuid4().hex[:6]}/prod"
-    values = {f"{prefix}/postgres-password": "pw-1", f"{prefix}/gateway-htpasswd": "user:{SSHA}x"}
-    assert aws.put_secrets(REGION, values) == sorted(values)
-    assert aws.put_secrets(REGION, values) == []  # nothing changed, nothing written
-    assert aws.put_secrets(REGION, values | {f"{prefix}/postgres-password": "pw-2"}) == [f"{prefix}/postgres-password"]
+def test_secrets_go_to_ssm_as_securestrings_and_are_never_replaced_unless_asked(aws):
+    name = f"/obskit/test-{uuid.uuid4().hex[:6]}/prod/postgres-password"
+    assert aws.create_parameter(REGION, name, "pw-1") == 1
+    with pytest.raises(aws.AwsError, match="ParameterAlreadyExists"):
+        aws.create_parameter(REGION, name, "pw-other")  # another promote's value wins
+    assert aws.create_parameter(REGION, name, "pw-2", overwrite=True) == 2  # a rotation
     ssm = aws.client("ssm", REGION)
-    param = ssm.get_parameter(Name=f"{prefix}/postgres-password", WithDecryption=True)["Parameter"]
+    param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
     assert param["Type"] == "SecureString" and param["Value"] == "pw-2"
+    assert aws.read_parameters(REGION, [name]) == {name: ("pw-2", 2)}
+
+
+def test_destroy_first_scales_the_flushing_services_to_zero_and_waits_for_their_tasks(aws):
+    """Before Terraform deletes anything, Loki's and Mimir's services go to zero tasks and
+    every task must have STOPPED (flushed): one still stopping stops the destroy, named."""
+    ecs = aws.client("ecs", REGION)
+    cluster = f"c{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=cluster)
+    # moto runs tasks on a registered EC2 container instance (its awsvpc path cannot run one).
+    ec2 = aws.client("ec2", REGION)
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    inst = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]
+    ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps({
+        "instanceId": inst["InstanceId"], "availabilityZone": inst["Placement"]["AvailabilityZone"],
+        "privateIp": inst["PrivateIpAddress"], "imageId": ami, "instanceType": inst["InstanceType"],
+        "region": REGION, "accountId": "123456789012", "architecture": "x86_64",
+        "pendingTime": "2020-01-01T00:00:00Z", "version": "2017-09-30"}))
+    arn = ecs.register_task_definition(family=f"{cluster}-loki", containerDefinitions=[
+        {"name": "loki", "image": "x", "essential": True, "cpu": 256, "memory": 512}])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=cluster, serviceName="loki", taskDefinition=arn, desiredCount=1)
+    task = ecs.run_task(cluster=cluster, taskDefinition=arn, count=1)["tasks"][0]
+    with pytest.raises(aws.AwsError, match=r"tasks still stopping after 0 s: loki: \S+ [A-Z]+\n"):
+        aws.stop_services(REGION, cluster, ["loki", "mimir-1"], deadline_seconds=0)
+    assert ecs.describe_services(cluster=cluster, services=["loki"])["services"][0]["desiredCount"] == 0
+    ecs.stop_task(cluster=cluster, task=task["taskArn"])  # what ECS does when the count drops
+    assert aws.stop_services(REGION, cluster, ["loki", "mimir-1"], deadline_seconds=0) == ["loki"]
+    assert aws.stop_services(REGION, f"{cluster}-gone", ["loki"], deadline_seconds=0) == []
 
 
 def test_state_bucket_is_created_once_versioned_encrypted_and_private(aws):

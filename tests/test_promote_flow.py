@@ -143,6 +143,8 @@ def test_plan_writes_nothing_and_says_nothing_is_deployed_yet(account):
     assert result.secrets_written == [] and not result.applied
     assert account["prefix"] + "postgres-password" in result.secrets_to_write
     assert any(f"the state bucket {account['state_bucket']} does not exist" in n for n in result.notes)
+    # The count it states is the count it lists (created and derived alike).
+    assert any(f"the {len(result.secrets_to_write)} secret(s) listed" in n for n in result.notes), result.notes
 
 
 def test_two_promotes_from_two_fresh_checkouts_change_no_secret(account):

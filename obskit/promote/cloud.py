@@ -9,7 +9,8 @@ Secret values never appear in messages.
 from __future__ import annotations
 
 import base64
-from typing import Mapping
+import time
+from typing import Callable
 
 from obskit.errors import ObskitError
 
@@ -93,25 +94,6 @@ def caller_identity(region: str) -> dict:
     sts = client("sts", region)
     ident = _call("reading the caller identity", sts.get_caller_identity)
     return {"account": ident["Account"], "arn": ident["Arn"]}
-
-
-def put_secrets(region: str, values: Mapping[str, str], *, kms_key_id: str | None = None) -> list[str]:
-    """Write SecureString parameters (name -> value); only those that changed. Returns the
-    names written (never the values)."""
-    ssm = client("ssm", region)
-    written = []
-    current_values = read_parameters(region, list(values))
-    for name, value in sorted(values.items()):
-        current = current_values.get(name, (None, 0))[0]
-        if current == value:
-            continue
-        args = {"Name": name, "Value": value, "Type": "SecureString", "Overwrite": True,
-                "Description": "obskit secret; written by obskit promote"}
-        if kms_key_id:
-            args["KeyId"] = kms_key_id
-        _call(f"writing SSM parameter {name}", lambda: ssm.put_parameter(**args))
-        written.append(name)
-    return written
 
 
 def read_parameters(region: str, names: list[str], *, decrypt: bool = True) -> dict[str, tuple[str, int]]:
@@ -219,3 +201,55 @@ def certificate(region: str, arn: str) -> dict:
     acm = client("acm", region)
     cert = _call(f"reading certificate {arn}", lambda: acm.describe_certificate(CertificateArn=arn))["Certificate"]
     return {"status": cert.get("Status"), "names": [cert.get("DomainName"), *cert.get("SubjectAlternativeNames", [])]}
+
+
+def stop_services(region: str, cluster: str, services: list[str], *, deadline_seconds: float = 900,
+                  poll_seconds: float = 5, on_line: Callable[[str], None] | None = None) -> list[str]:
+    """Scale ``services`` to zero and wait until each of their tasks has STOPPED: Loki and
+    Mimir flush what they hold to S3 while they stop (up to their stopTimeout), and a destroy
+    must not delete what the flush needs (S3 and KMS permissions, security group rules, the S3
+    endpoint) before they are done. DeleteService alone is not enough: a service is INACTIVE
+    once its tasks are STOPPING, not STOPPED. Returns the services that were running; raises
+    when tasks are still stopping at the deadline (nothing has been destroyed then)."""
+    from botocore.exceptions import ClientError
+
+    say = on_line or (lambda line: None)
+    ecs = client("ecs", region)
+
+    def describe() -> list[dict]:
+        try:
+            return ecs.describe_services(cluster=cluster, services=services)["services"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
+                return []
+            raise
+
+    active = [s for s in _call(f"reading the ECS services of {cluster}", describe) if s.get("status") == "ACTIVE"]
+    for svc in active:
+        if svc.get("desiredCount", 0) != 0:
+            say(f"scaling {svc['serviceName']} to 0 (it flushes to S3 as it stops)")
+            _call(f"scaling {svc['serviceName']} to 0", lambda: ecs.update_service(
+                cluster=cluster, service=svc["serviceName"], desiredCount=0))
+    names = [s["serviceName"] for s in active]
+    if not names:
+        return []
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        stopping = []
+        for name in names:
+            arns = []
+            for desired in ("RUNNING", "STOPPED"):  # a task told to stop is STOPPED-desired while it drains
+                arns += _call(f"listing the tasks of {name}", lambda: ecs.list_tasks(
+                    cluster=cluster, serviceName=name, desiredStatus=desired))["taskArns"]
+            if arns:
+                tasks = _call(f"reading the tasks of {name}", lambda: ecs.describe_tasks(cluster=cluster, tasks=arns[:100]))
+                stopping += [f"{name}: {t['taskArn'].rsplit('/', 1)[-1]} {t.get('lastStatus')}"
+                             for t in tasks["tasks"] if t.get("lastStatus") != "STOPPED"]
+        if not stopping:
+            return names
+        if time.monotonic() >= deadline:
+            raise AwsError(f"tasks still stopping after {deadline_seconds:.0f} s: {', '.join(sorted(stopping))}",
+                           hint="nothing was destroyed; run --destroy again once they have stopped "
+                                "(Loki and Mimir flush to S3 while they stop)")
+        say(f"waiting for {len(stopping)} task(s) to stop and flush")
+        time.sleep(poll_seconds)

@@ -166,6 +166,11 @@ def destroy_targets(state_addresses: list[str]) -> tuple[list[str], list[str]]:
     return destroy, kept
 
 
+def flushing_services(spec, env_name: str) -> list[str]:
+    """The ECS services that flush to S3 when their tasks stop (Loki and each Mimir replica)."""
+    return sorted(name for name, svc in bindings.services(spec, env_name).items() if svc.component in ("loki", "mimir"))
+
+
 def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: bool = False,
             on_line: Callable[[str], None] | None = None, environ=None) -> PromoteResult:
     from obskit.project import Project
@@ -201,7 +206,7 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
         if mode == "plan":
             result.notes.append(
                 f"nothing is deployed in account {account} yet: the state bucket {bucket} does not exist. "
-                f"`obskit promote --env {env_name} --apply` creates it, the {len(secrets.created)} secret(s) "
+                f"`obskit promote --env {env_name} --apply` creates it, the {len(secrets.written)} secret(s) "
                 "listed, and the whole environment")
             return result
         say(f"creating the state bucket {bucket}")
@@ -254,6 +259,13 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
     safety.check_protection(plan_json, env_name)
     losses = safety.check(plan_json, allow_data_loss=allow_data_loss)
     result.data_losses = [loss.what for loss in losses]
+    if mode == "destroy":
+        # Loki and Mimir flush to S3 as their tasks stop: scale them to zero and wait for every
+        # task to stop before Terraform deletes anything (the plan also orders every service
+        # before what the flush needs, but ECS calls a deleted service gone while its tasks
+        # are still stopping).
+        cloud.stop_services(env.region, f"{resolved.spec.project}-{env_name}", flushing_services(resolved.spec, env_name),
+                            on_line=say)
     if mode in ("apply", "destroy"):
         tf.terraform(["apply", "-input=false", str(workdir.plan)], cwd=workdir.terraform, on_line=say)
         result.applied = True

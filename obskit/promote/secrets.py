@@ -293,6 +293,11 @@ def rotate(resolved, env_name: str, name: str, *, environ: Mapping[str, str] | N
     if name in users:
         notes.append(f"clients that log in to the gateway as '{users[name]}' need the new password "
                      f"(`obskit secrets show {name} --env {env_name}`)")
+    if name == bindings.GRAFANA_SECRET_KEY.name:
+        notes.append("Grafana encrypts the secrets it keeps in its database with this key: after the next "
+                     "`obskit promote --apply` it provisions obskit's datasources and contact points again "
+                     "(their secrets come from SSM), but secrets entered by hand in Grafana can no longer be "
+                     "read and must be entered again")
     if name == bindings.GATEWAY_CA_CERT.name:
         notes.append("clients that pin the gateway's CA need the new certificate "
                      f"(`obskit secrets show gateway-ca-cert --env {env_name}`)")
