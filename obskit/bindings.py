@@ -41,6 +41,18 @@ GATEWAY_TLS_CERT = Secret("gateway-tls-cert")
 GATEWAY_TLS_KEY = Secret("gateway-tls-key")
 GATEWAY_CA_CERT = Secret("gateway-ca-cert")
 GATEWAY_HTPASSWD = Secret("gateway-htpasswd")
+# Grafana's secret_key, which encrypts the secrets it keeps in its database (datasource
+# passwords, contact point settings): generated, never Grafana's public default.
+GRAFANA_SECRET_KEY = Secret("grafana-secret-key")
+
+
+def alb_subnets(vpc_cidr: str) -> str:
+    """The block of the two public subnets, where the ALB's nodes are: terraform's network
+    module cuts them as cidrsubnet(vpc_cidr, 8, 0) and (vpc_cidr, 8, 1), which together are
+    cidrsubnet(vpc_cidr, 7, 0) and nothing else."""
+    from ipaddress import IPv4Network
+
+    return str(next(IPv4Network(vpc_cidr).subnets(prefixlen_diff=7)))
 
 
 def grafana_admin_password(spec: Spec) -> Secret:
@@ -203,6 +215,7 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
         "GF_SERVER_HTTP_PORT": str(topo.port["grafana"]["http"]),
         "GF_SERVER_ROOT_URL": f"{topo.public_url}{spec.grafana.sub_path}/",
         "GF_SECURITY_ADMIN_PASSWORD": grafana_admin_password(spec),
+        "GF_SECURITY_SECRET_KEY": GRAFANA_SECRET_KEY,
         "GF_PATHS_DATA": topo.data_dir["grafana"],
         "OBSKIT_GRAFANA_DASHBOARDS": topo.config_dir["grafana_dashboards"],
         "OBSKIT_GATEWAY_URL": topo.gateway_url,
@@ -348,7 +361,7 @@ def _aws(spec: Spec, env: AwsEnvironment) -> dict[str, Service]:
         ephemeral_storage=True,  # Fargate task storage goes with the task
         # Fargate shows the collector no host: its task's CPU comes from the task metadata.
         host_receivers="[awsecscontainermetrics]",
-        trusted_proxy=env.vpc_cidr,  # the ALB's nodes live in the VPC's public subnets
+        trusted_proxy=alb_subnets(env.vpc_cidr),  # the ALB's nodes: the public subnets only
         host_name=f"{spec.project}-ecs",
     )
     out = _common(spec, topo)

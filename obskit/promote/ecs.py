@@ -13,7 +13,7 @@ import json
 from obskit import bindings
 from obskit.promote.components import components
 from obskit.images import ImagePlan
-from obskit.spec.model import AwsEnvironment, Spec
+from obskit.spec.model import EPHEMERAL_STORAGE_DEFAULT, AwsEnvironment, Spec
 
 SSM_ARN = "__OBSKIT_SSM_ARN__"
 PROBE_INTERVAL = 15
@@ -172,6 +172,9 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
             "health_path": comp.health_path,
             "buckets": [buckets[b] for b in comp.task_role_buckets],
             "container_definitions": json.dumps(defs[name], sort_keys=True),
+            # Fargate task storage: the spec's size, else obskit's default for Loki and
+            # Mimir (their working folders), else none (Fargate's 20 GiB).
+            "ephemeral_storage_gib": size.ephemeral_storage_gib or EPHEMERAL_STORAGE_DEFAULT.get(service.component),
         }
     return {
         "project": spec.project,
@@ -194,6 +197,7 @@ def tfvars(spec: Spec, env_name: str, plans: dict[str, ImagePlan], config_hashes
             "name": spec.grafana.database,
             "username": spec.grafana.database_user,
             "password_parameter": ssm_parameter(spec, env_name, bindings.POSTGRES_PASSWORD),
+            "restore_snapshot": env.database.restore_snapshot,
         },
         "alb_deletion_protection": env.deletion_protection.load_balancer,
         "database_deletion_protection": env.deletion_protection.database,

@@ -878,9 +878,20 @@ FARGATE_MEMORY = {
 }
 
 
+# Fargate task storage in GiB when the spec gives none: Loki (WAL, TSDB index, compactor)
+# and Mimir (ingester TSDB head and WAL, compactor and store-gateway folders) keep their
+# working folders there; the others use Fargate's 20 GiB.
+EPHEMERAL_STORAGE_DEFAULT = {"loki": 40, "mimir": 50}
+
+
 class TaskSize(Model):
     cpu: int = 512
     memory: int = 1024
+    ephemeral_storage_gib: int | None = Field(
+        None, ge=21, le=200,
+        description="Fargate task storage, 21-200 GiB (Fargate's range); unset: 40 for Loki, 50 for each Mimir "
+        "replica, Fargate's 20 for the others",
+    )
 
     @model_validator(mode="after")
     def _fargate(self) -> "TaskSize":
@@ -917,6 +928,12 @@ class AwsDatabase(Model):
     )
     instance_class: str = "db.t4g.medium"
     instances: int = Field(1, ge=1, le=3)
+    restore_snapshot: str | None = Field(
+        None,
+        pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster-snapshot:)?[a-zA-Z][a-zA-Z0-9-]{0,254}$",
+        description="Create the database from this cluster snapshot (e.g. the final snapshot `promote --destroy` "
+        "left, named in its output kept_on_destroy); read only when the cluster is created",
+    )
 
 
 class AwsDeletionProtection(Model):
