@@ -76,7 +76,19 @@ def _runtime(obj: "Ctx", sets, env_name: str | None, runtime: str | None):
     return project, runtimes.for_env(project, runtimes.pick_environment(project, env_name, runtime))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _PipeClosed(Exception):
+    """stdout's reader went away; not an OSError, so click does not turn it into exit 1."""
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (BrokenPipeError, _PipeClosed):
+            raise _PipeClosed() from None
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="obskit")
 @click.option(
     "--spec",
@@ -107,7 +119,10 @@ def init(path: str, force: bool) -> None:
     from obskit.starter import ignore_state, write_starter
 
     written = write_starter(Path(path), force=force)
-    click.echo(f"Wrote {written}. Next: `obskit render` (or `obskit config show` to see every value).")
+    # `obskit render` reads ./obskit.yaml by itself; any other file must be named.
+    default = Path("obskit.yaml").resolve()
+    spec = "" if written.resolve() == default else f"--spec {_quote(str(written))} "
+    click.echo(f"Wrote {written}. Next: `obskit {spec}render` (or `obskit {spec}config show` to see every value).")
     click.echo("It declares the environments local (docker compose) and process (no Docker); an AWS "
                "environment, prod, is there commented out: uncomment it and fill in your values to promote.")
     if ignore_state(written.resolve().parent):
@@ -147,6 +162,12 @@ def render(obj: Ctx, env_name: str, sets: tuple[str, ...], out: str | None, as_j
         as_json,
         human,
     )
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _rel(path: Path) -> str:
@@ -219,8 +240,10 @@ def check(obj: Ctx, env_name: str, sets: tuple[str, ...], as_json: bool) -> None
             status = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}[r.status]
             click.echo(f"{status} {r.name}: {r.detail}")
 
-    _out([r.__dict__ for r in results], as_json, human)
-    if any(r.status == "fail" for r in results):
+    failed = [r.name for r in results if r.status == "fail"]
+    _out({"ok": not failed, "environment": env_name, "failed": failed, "results": [r.__dict__ for r in results]},
+         as_json, human)
+    if failed:
         sys.exit(1)
 
 
@@ -243,7 +266,7 @@ def _require_env_secrets(resolved, env_name: str) -> None:
         listed = "; ".join(f"${v} (secret {', '.join(missing[v])})" for v in names)
         raise UsageError(
             f"{len(names)} environment variable(s) that the spec's env: secrets read are not set: {listed}",
-            hint="export " + " ".join(f"{v}=..." for v in names) + " and run `obskit check` again",
+            hint="export " + " ".join(f"{v}=..." for v in names) + f" and run `obskit check --env {env_name}` again",
         )
 
 
@@ -284,7 +307,14 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
     from obskit.verify import cases_for_endpoints, run_verify
 
     if images:
-        sets = (*sets, f"environments.{env_name or 'local'}.config_delivery=image")
+        from obskit.errors import UsageError
+
+        project, rt = _runtime(obj, sets, env_name, runtime)
+        if rt.kind != "compose":
+            raise UsageError(f"--images bakes configs into container images; the '{rt.env_name}' environment runs "
+                             f"{rt.kind}es, which read the rendered configs directly",
+                             hint=f"drop --images, or use a compose environment: `obskit up --env local --images`")
+        sets = (*sets, f"environments.{rt.env_name}.config_delivery=image")
     project, rt = _runtime(obj, sets, env_name, runtime)
     env_name = rt.env_name
     console = Console(stderr=True, quiet=as_json)
@@ -305,6 +335,7 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         outcomes = run_verify(
             ep, cases_for_endpoints(project.spec, ep), deadline_seconds=project.spec.verify.deadline_seconds,
             on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
+            env_name=env_name,
         )
     if as_json:
         click.echo(json.dumps({"environment": env_name, "runtime": rt.kind, "urls": result.urls,
@@ -317,7 +348,9 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
             click.echo(f"  {name:28} {url}")
         click.echo(f"  {'gateway CA certificate':28} {_rel(result.ca_file)}")
         click.echo(f"\nCredentials: `obskit secrets show --env {env_name}` lists them; "
-                   f"`obskit secrets show grafana-admin-password` prints one (Grafana user: {project.spec.grafana.admin_user}).")
+                   f"`obskit secrets show grafana-admin-password --env {env_name}` prints one "
+                   f"(Grafana user: {project.spec.grafana.admin_user}).")
+        click.echo(f"Point an app at it: `obskit env-vars --env {env_name}` prints the OTEL_EXPORTER_OTLP_* variables.")
     if any(not o.ok for o in outcomes):
         sys.exit(1)
 
@@ -360,9 +393,22 @@ def status(obj: Ctx, env_name: str | None, runtime: str | None, sets, as_json: b
     for col in ("service", "state", "health", "ports"):
         table.add_column(col)
     for s in states:
-        table.add_row(s.service, s.state if s.state != "exited" else f"exited ({s.exit_code})",
-                      s.health or "-", ", ".join(s.ports) or "-")
+        table.add_row(s.service, _state_text(s), s.health or "-", ", ".join(s.ports) or "-")
     Console().print(table)
+
+
+def _state_text(s) -> str:
+    """running; exited (CODE); killed (SIGNAME): a program killed by a signal is not shown as exited."""
+    if s.state == "killed":
+        import signal
+
+        try:
+            return f"killed ({signal.Signals(s.exit_code).name})"
+        except ValueError:
+            return f"killed (signal {s.exit_code})"
+    if s.state == "exited":
+        return f"exited ({'status unknown' if s.exit_code is None else s.exit_code})"
+    return s.state
 
 
 @cli.command()
@@ -376,12 +422,10 @@ def status(obj: Ctx, env_name: str | None, runtime: str | None, sets, as_json: b
 def logs(obj: Ctx, service: str | None, env_name: str | None, runtime: str | None, sets, follow: bool, tail: int) -> None:
     """Show the logs of the stack, or of one SERVICE."""
     _, rt = _runtime(obj, sets, env_name, runtime)
-    try:
-        for chunk in rt.logs([service] if service else None, tail=tail, follow=follow):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C ends a follow: main() turns it into exit 130, as for every command.
+    for chunk in rt.logs([service] if service else None, tail=tail, follow=follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
 
 
 @cli.group()
@@ -412,7 +456,7 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
         raise UsageError(f"no secrets for environment '{env_name}' yet", hint=f"run `obskit up --env {env_name}`")
     if name is None:
         users = {s.name: user for user, s in gateway_users(project.spec).items()}
-        click.echo(f"Secrets of '{env_name}' (values hidden; `obskit secrets show NAME` prints one):")
+        click.echo(f"Secrets of '{env_name}' (values hidden; `obskit secrets show NAME --env {env_name}` prints one):")
         for key in sorted(values):
             extra = f"  (gateway user {users[key]})" if key in users else ""
             click.echo(f"  {key}{extra}")
@@ -422,7 +466,7 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
 
         close = difflib.get_close_matches(name, list(values), n=1)
         raise UsageError(f"no secret named '{name}'", hint=f"did you mean '{close[0]}'?" if close else
-                         "`obskit secrets show` lists them")
+                         f"`obskit secrets show --env {env_name}` lists them")
     click.echo(values[name])
 
 
@@ -537,7 +581,8 @@ def secrets_rotate(obj: Ctx, name: str, env_name: str, sets, as_json: bool) -> N
     resolved = obj.load(sets)
     if not isinstance(resolved.environment(env_name), AwsEnvironment):
         raise UsageError(f"'{env_name}' is not an AWS environment; rotation is for secrets kept in SSM",
-                         hint="for a local environment, delete the entry from .obskit/secrets/<env>.json and run `obskit up`")
+                         hint="for a local environment NAME, delete the entry from .obskit/secrets/NAME.json and run "
+                              "`obskit up --env NAME`")
     result = rotate(resolved, env_name, name)
 
     def human(data: dict) -> None:
@@ -714,7 +759,8 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
     if kinds and not cases:
         raise UsageError(f"no check of kind {', '.join(kinds)} applies to the '{env_name}' stack",
                          hint="it runs without Grafana or Mimir, or declares no such case under verify.cases")
-    outcomes = run_verify(ep, cases, deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo)
+    outcomes = run_verify(ep, cases, deadline_seconds=project.spec.verify.deadline_seconds, on_result=echo,
+                          env_name=env_name)
     if as_json:
         click.echo(outcomes_json(outcomes))
     else:
@@ -843,6 +889,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         _json_error("interrupted", 130)
         sys.exit(130)
+    except (BrokenPipeError, _PipeClosed):
+        # The reader went away (`obskit ... | head`): what it wanted, it got. Exit quietly,
+        # and keep Python from reporting the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:  # noqa: BLE001 - the one place that maps errors to exit codes
         from obskit.errors import ObskitError
 

@@ -20,13 +20,21 @@ def write_starter(path: Path, *, force: bool = False) -> Path:
             f"{path} already exists; nothing was written",
             hint="pass --force to overwrite it, or --path to write elsewhere",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                         hint="pick a folder you may write to with --path, or fix its permissions") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(starter_text())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                         hint="pick a folder you may write to with --path, or fix its permissions") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -162,7 +162,10 @@ def test_debug_shows_the_traceback(run_obskit, tmp_path):
 
 def test_check_command_runs_the_tools(run_obskit):
     proc = run_obskit("check", "--json")
-    results = {r["name"]: r for r in json.loads(proc.stdout)}
+    data = json.loads(proc.stdout)  # one object, whether it passes or fails
+    results = {r["name"]: r for r in data["results"]}
+    assert data["ok"] is (proc.returncode == 0) and data["environment"] == "local"
+    assert data["failed"] == [n for n, r in results.items() if r["status"] == "fail"]
     assert results["parse"]["status"] == "pass"
     assert results["bindings"]["status"] == "pass"
     assert proc.returncode == (1 if any(r["status"] == "fail" for r in results.values()) else 0)

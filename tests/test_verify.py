@@ -12,7 +12,7 @@ from obskit.errors import SpecError
 from obskit.render import render, write_environment
 from obskit.spec.load import load_spec
 from obskit.tools import nginx
-from obskit.verify import Outcome, builtin_cases, cases_for, outcomes_json, report, run_verify
+from obskit.verify import GatewayUnreachable, Outcome, builtin_cases, cases_for, outcomes_json, report, run_verify
 
 from conftest import require_tool
 from support import Proc, http_ok, wait_until
@@ -86,12 +86,21 @@ def gateway_only(tmp_path):
         gw.stop()
 
 
-def test_failures_are_reported_not_raised(gateway_only):
+def test_failures_are_reported_not_raised(gateway_only, capfd, caplog):
     spec, ep = gateway_only
     outcomes = run_verify(ep, cases_for(spec), deadline_seconds=2)
     by_kind = {o.kind: o for o in outcomes}
     assert not any(o.ok for o in outcomes)
-    assert "did not accept the OTLP logs as apps-write" in by_kind["logs"].detail
+    # The gateway's answer and where to look, not the SDK's internal result object.
+    logs = by_kind["logs"].detail
+    assert "did not accept the OTLP logs of apps-write: HTTP 502" in logs and "is Loki up?" in logs, logs
+    assert "ExportResult" not in logs and "<" not in logs
+    assert "HTTP 502" in by_kind["metrics"].detail and "is Mimir up?" in by_kind["metrics"].detail
+    # The OpenTelemetry SDK's own retry and failure lines stay off the terminal (pytest
+    # holds the log records that would reach stderr: none may come from the SDK).
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")]
+    err = capfd.readouterr().err
+    assert "Transient error" not in err and "Failed to export" not in err and "opentelemetry" not in err, err
     assert "needs the logs check to have pushed a marker first" in by_kind["isolation_logs"].detail
     assert "not seen before the deadline" in by_kind["grafana_health"].detail
     assert by_kind["grafana_health"].seconds >= 2
@@ -101,7 +110,8 @@ def test_wrong_password_is_a_failed_push(gateway_only):
     spec, ep = gateway_only
     ep.passwords["apps-write"] = "not-the-password"
     outcome = run_verify(ep, cases_for(spec, ["logs"]), deadline_seconds=2)[0]
-    assert not outcome.ok and "did not accept" in outcome.detail
+    assert not outcome.ok and "did not accept" in outcome.detail and "HTTP 401" in outcome.detail
+    assert "credential is refused" in outcome.detail
 
 
 def test_tls_is_verified_against_the_given_ca(gateway_only, tmp_path):
@@ -111,5 +121,24 @@ def test_tls_is_verified_against_the_given_ca(gateway_only, tmp_path):
     other = tmp_path / "other-ca.pem"
     other.write_text(pki.new_ca("somebody else").cert_pem)
     ep.ca_file = str(other)
-    outcome = run_verify(ep, cases_for(spec, ["metrics"]), deadline_seconds=2)[0]
+    # The gateway there is not signed by this CA: another stack answers, said at once (not
+    # after every check has waited out its deadline on certificate errors).
+    with pytest.raises(GatewayUnreachable) as caught:
+        run_verify(ep, cases_for(spec, ["metrics"]), deadline_seconds=2, env_name="dev")
+    assert "another stack answers at " + ep.gateway in str(caught.value)
+    assert "`obskit status --env dev`" in caught.value.hint
+    # The checks themselves still verify TLS against exactly that CA.
+    from obskit.verify import Runner
+
+    outcome = Runner(ep, 2).run(cases_for(spec, ["metrics"]), None)[0]
     assert not outcome.ok and ("CERTIFICATE_VERIFY_FAILED" in outcome.detail or "SSL" in outcome.detail)
+
+
+def test_nothing_listening_names_the_environment_in_the_hint(gateway_only):
+    spec, ep = gateway_only
+    from obskit.loopback import free_port
+
+    ep.gateway = f"https://localhost:{free_port()}"
+    with pytest.raises(GatewayUnreachable) as caught:
+        run_verify(ep, cases_for(spec, ["logs"]), deadline_seconds=2, env_name="process")
+    assert caught.value.hint == "start it with `obskit up --env process`"

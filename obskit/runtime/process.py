@@ -259,9 +259,26 @@ class Running:
     started: float
     ticks: int = 0  # the kernel's start time of the process: a reused PID has another
     ready_after: float | None = None  # seconds from start until every readiness probe passed
+    group: int = 0  # the process group signalled on stop (the supervisor's); 0: pid's own
+    exit_file: str = ""  # where the supervisor writes how the program ended
 
     def alive(self) -> bool:
         return _alive(self.pid, self.ticks)
+
+    def ended(self) -> tuple[str, int | None]:
+        """How a program that is no longer running ended: ("exited", code), ("killed",
+        signal) or ("exited", None) when nobody recorded it."""
+        try:
+            lines = Path(self.exit_file).read_text().split("\n") if self.exit_file else []
+        except OSError:
+            lines = []
+        for line in lines:
+            kind, _, value = line.partition(" ")
+            if kind == "exit" and value.isdigit():
+                return "exited", int(value)
+            if kind == "signal" and value.isdigit():
+                return "killed", int(value)
+        return "exited", None
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -461,15 +478,27 @@ class ProcessRuntime:
             Path(self.run_dir, "data", p.name).mkdir(parents=True, exist_ok=True)
 
     def _start(self, p: ServicePlan) -> Running:
+        """Start a program in a session of its own, under the supervisor that records how it
+        ends (a program run as another user, Postgres as root, runs without it)."""
         log = self.log_path(p.name)
-        with open(log, "ab") as fh:
+        exits = self.run_dir / "exits"
+        exits.mkdir(exist_ok=True)
+        exit_file = exits / f"{p.name}.txt"
+        with open(log, "ab") as fh, open(exit_file, "w") as record:
             fh.write(f"\n--- obskit: starting {p.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
             fh.flush()
+            supervised = p.user is None
+            argv = [sys.executable, "-I", "-S", SUPERVISOR, str(record.fileno()), *p.argv] if supervised else p.argv
             proc = subprocess.Popen(
-                p.argv, env={**_base_env(), **p.env}, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv, env={**_base_env(), **p.env}, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.run_dir, start_new_session=True, user=p.user, group=p.group,
+                pass_fds=(record.fileno(),) if supervised else (),
             )
-        return Running(proc.pid, p.argv[0], p.fingerprint(), time.time(), _start_ticks(proc.pid) or 0)
+        pid = proc.pid
+        if supervised:
+            pid = _supervised_pid(exit_file, proc)
+        return Running(pid, p.argv[0], p.fingerprint(), time.time(), _start_ticks(pid) or 0, group=proc.pid,
+                       exit_file=str(exit_file) if supervised else "")
 
     def _wait_ready(self, batch: list[ServicePlan], state: dict[str, Running], deadline: float,
                     on_progress) -> None:
@@ -545,17 +574,17 @@ class ProcessRuntime:
         for wave in sorted({WAVES.get(component_of(n), 9) for n in order}, reverse=True):
             batch = [n for n in order if WAVES.get(component_of(n), 9) == wave and state[n].alive()]
             for n in batch:
-                _signal_group(state[n].pid, how.get(n, (60, signal.SIGTERM))[1])
+                _signal_group(state[n].group or state[n].pid, how.get(n, (60, signal.SIGTERM))[1])
             until = {n: time.monotonic() + how.get(n, (60, signal.SIGTERM))[0] for n in batch}
             while batch:
                 batch = [n for n in batch if state[n].alive()]
                 for n in [n for n in batch if time.monotonic() > until[n]]:
-                    _signal_group(state[n].pid, signal.SIGKILL)
+                    _signal_group(state[n].group or state[n].pid, signal.SIGKILL)
                 if batch:
                     time.sleep(0.1)
             for n in order:  # whatever the group left behind
                 if WAVES.get(component_of(n), 9) == wave:
-                    _signal_group(state[n].pid, signal.SIGKILL)
+                    _signal_group(state[n].group or state[n].pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------ status, logs
     def status(self) -> list[ServiceState]:
@@ -574,7 +603,8 @@ class ProcessRuntime:
             if alive and name in plans:
                 health = "healthy" if _probes_pass(session, plans[name].probes) else "starting"
             ports = tuple(f"127.0.0.1:{p}" for p in self.ports.get(name, {}).values())
-            out.append(ServiceState(name, f"pid {r.pid}", "running" if alive else "exited", health, 0, ports))
+            how, code = ("running", 0) if alive else r.ended()
+            out.append(ServiceState(name, f"pid {r.pid}", how, health, code, ports))
         return out
 
     def ready_times(self) -> dict[str, float]:
@@ -587,21 +617,40 @@ class ProcessRuntime:
         except OSError:
             return []
 
+    def log_files(self, service: str) -> list[tuple[str, Path]]:
+        """(label, file) of each log a service writes: the gateway's access and error logs
+        are files of their own, beside what nginx prints."""
+        files = [(service, self.log_path(service))]
+        if component_of(service) == "gateway":
+            logs = self.run_dir / "logs"
+            files += [(f"{service} error", logs / f"{service}-error.log"),
+                      (f"{service} access", logs / f"{service}-access.log")]
+        return files
+
     def logs(self, services: list[str] | None, *, tail: int = 200, follow: bool = False) -> Iterator[str]:
+        if not self.run_dir.is_dir():
+            raise UsageError(f"the '{self.env_name}' stack never ran here: there are no logs yet",
+                             hint=f"start it with `obskit up --env {self.env_name}`")
         names = services or [n for n in self.services if self.log_path(n).exists()]
         unknown = [n for n in names if n not in self.services]
         if unknown:
             raise UsageError(f"no service {unknown[0]} in environment '{self.env_name}'",
                              hint="services: " + ", ".join(self.services))
+        streams = [(label, path) for name in names for label, path in self.log_files(name)
+                   if path.exists() or label == name]
         handles = {}
-        for name in names:
-            prefix = f"{name} | " if len(names) > 1 else ""
-            for line in self.tail(name, tail):
+        for label, path in streams:
+            prefix = f"{label} | " if len(streams) > 1 else ""
+            try:
+                lines = path.read_text(errors="replace").splitlines()[-tail:]
+            except OSError:
+                lines = []
+            for line in lines:
                 yield prefix + line + "\n"
             try:
-                fh = open(self.log_path(name), errors="replace")
+                fh = open(path, errors="replace")
                 fh.seek(0, os.SEEK_END)
-                handles[name] = (fh, prefix)
+                handles[label] = (fh, prefix)
             except OSError:
                 pass
         try:
@@ -670,6 +719,25 @@ def _probes_pass(session: requests.Session, probes) -> bool:
         if r.status_code not in accept:
             return False
     return True
+
+
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
+
+
+def _supervised_pid(exit_file: Path, proc: subprocess.Popen) -> int:
+    """The program's PID, as its supervisor records it first thing."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            first = exit_file.read_text().split("\n", 1)[0]
+        except OSError:
+            first = ""
+        if first.startswith("pid ") and first[4:].isdigit():
+            return int(first[4:])
+        if proc.poll() is not None:
+            break
+        time.sleep(0.002)
+    return proc.pid  # the supervisor died at once: watch it instead, it is not alive
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -95,21 +95,25 @@ class GatewayUnreachable(ObskitError):
     exit_code = 1
 
 
-def ensure_gateway_answers(ep: Endpoints, timeout: float = 5.0) -> None:
-    """Open one TCP connection to the gateway; fail at once, in one sentence, when it is
-    refused (the stack is not running there) instead of letting every check wait out its
-    deadline."""
+def ensure_gateway_answers(ep: Endpoints, timeout: float = 5.0, env_name: str | None = None) -> None:
+    """Open one TLS connection to the gateway; fail at once, in one sentence, when it is
+    refused (the stack is not running there) or when something else answers there (its
+    certificate is not signed by this environment's CA: another stack holds the port),
+    instead of letting every check wait out its deadline."""
     import socket
+    import ssl
     from urllib.parse import urlsplit
 
+    env = f" --env {env_name}" if env_name else ""
     url = urlsplit(ep.gateway)
     host, port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
         raise GatewayUnreachable(
             f"nothing answers at {ep.gateway} (connection refused): the stack is not running there",
-            hint="start it with `obskit up` (or pick the environment with --env)",
+            hint=f"start it with `obskit up{env}`" if env_name else
+                 "start it with `obskit up` (or pick the environment with --env)",
         ) from None
     except socket.timeout:
         raise GatewayUnreachable(f"the gateway at {ep.gateway} did not accept a connection within {timeout:g} s",
@@ -117,6 +121,21 @@ def ensure_gateway_answers(ep: Endpoints, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise GatewayUnreachable(f"cannot connect to the gateway at {ep.gateway}: {exc.strerror or exc}",
                                  hint="check the host name and that the stack is up") from None
+    with sock:
+        if url.scheme != "https" or not ep.ca_file:
+            return
+        context = ssl.create_default_context(cafile=ep.ca_file)
+        try:
+            context.wrap_socket(sock, server_hostname=host).close()
+        except ssl.SSLCertVerificationError:
+            raise GatewayUnreachable(
+                f"another stack answers at {ep.gateway}: its certificate is not signed by this environment's CA "
+                f"({ep.ca_file}), so it is not this project's{' ' + repr(env_name) if env_name else ''} stack",
+                hint=f"`obskit status{env}` shows whether this stack runs; if it was started on other ports with "
+                     f"--set ...base_port, put that base_port in obskit.yaml so that every command uses it",
+            ) from None
+        except (ssl.SSLError, OSError):
+            return  # the checks report a TLS problem in full
 
 
 def short_error(exc: BaseException) -> str:
@@ -181,6 +200,54 @@ def preflight(ep: Endpoints) -> None:
         raise CheckFailed(f"{ep.gateway}/nginx-health answered {r.status_code}")
 
 
+class _Answers:
+    """The HTTP answers an OTLP exporter got (the SDK reports only SUCCESS or FAILURE),
+    with the SDK's own retry and error log lines kept off stderr: the check reports them."""
+
+    BACKEND = {"logs": "Loki", "metrics": "Mimir"}
+
+    def __init__(self, session) -> None:
+        self.seen: list[tuple[int, str]] = []
+        session.hooks["response"].append(self._record)
+
+    def _record(self, response, *args, **kwargs):
+        import re
+
+        text = response.text
+        if text.lstrip().startswith("<"):  # nginx's own HTML error page: its title says it all
+            title = re.search(r"<title>([^<]*)</title>", text)
+            text = title.group(1) if title else ""
+        self.seen.append((response.status_code, _first_line(text)))
+        return response
+
+    def __enter__(self) -> "_Answers":
+        import logging
+
+        self.logger = logging.getLogger("opentelemetry")
+        self.level, self.propagate = self.logger.level, self.logger.propagate
+        self.logger.setLevel(logging.CRITICAL + 1)
+        self.logger.propagate = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.setLevel(self.level)
+        self.logger.propagate = self.propagate
+
+    def failure(self, ep: Endpoints, tenant: str, signal: str) -> str:
+        """One sentence: what the gateway answered, and where to look."""
+        who = f"the gateway did not accept the OTLP {signal} of {tenant}-write"
+        if not self.seen:
+            return f"{who}: no answer from {ep.gateway} (is the stack up?)"
+        status, body = self.seen[-1]
+        tries = f" (after {len(self.seen)} attempts)" if len(self.seen) > 1 else ""
+        text = f"{who}: HTTP {status}{tries}" + (f": {body}" if body else "")
+        if status in (502, 503, 504):
+            return text + f"; is {self.BACKEND[signal]} up? (`obskit status` shows each service)"
+        if status in (401, 403):
+            return text + "; the credential is refused: are the secrets those of the running stack?"
+        return text
+
+
 def exporter_kwargs(ep: Endpoints, tenant: str, signal: str) -> dict:
     """Arguments of an OTLP/HTTP exporter writing ``signal`` into ``tenant``'s data through
     the gateway (logs to Loki, metrics to Mimir), TLS verified against ``ep.ca_file``."""
@@ -208,7 +275,9 @@ def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
             results.append(result)
             return result
 
-    exporter = Recording(**exporter_kwargs(ep, tenant, "logs"), timeout=10)
+    kwargs = exporter_kwargs(ep, tenant, "logs")
+    answers = _Answers(kwargs["session"])
+    exporter = Recording(**kwargs, timeout=10)
     provider = LoggerProvider(
         resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE})
     )
@@ -216,11 +285,12 @@ def push_log(ep: Endpoints, tenant: str, marker: str) -> None:
     logger = provider.get_logger("obskit.verify")
     from opentelemetry._logs import LogRecord, SeverityNumber
 
-    logger.emit(LogRecord(body=f"obskit verify marker {marker}", severity_number=SeverityNumber.INFO,
-                          severity_text="INFO", attributes={"obskit.marker": marker}))
-    provider.shutdown()
+    with answers:
+        logger.emit(LogRecord(body=f"obskit verify marker {marker}", severity_number=SeverityNumber.INFO,
+                              severity_text="INFO", attributes={"obskit.marker": marker}))
+        provider.shutdown()
     if [getattr(r, "name", r) for r in results] != ["SUCCESS"]:
-        raise CheckFailed(f"the gateway did not accept the OTLP logs as {tenant}-write ({results})")
+        raise CheckFailed(answers.failure(ep, tenant, "logs"))
 
 
 def metric_name(ep: Endpoints) -> str:
@@ -244,17 +314,20 @@ def push_metric(ep: Endpoints, tenant: str, marker: str) -> None:
             results.append(result)
             return result
 
-    exporter = Recording(**exporter_kwargs(ep, tenant, "metrics"), timeout=10)
+    kwargs = exporter_kwargs(ep, tenant, "metrics")
+    answers = _Answers(kwargs["session"])
+    exporter = Recording(**kwargs, timeout=10)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(
         resource=Resource.create({"service.name": VERIFY_SERVICE, "service.instance.id": VERIFY_SERVICE}),
         metric_readers=[reader],
     )
-    provider.get_meter("obskit.verify").create_counter("obskit.verify.marker").add(1, {"marker": marker})
-    reader.force_flush()
-    provider.shutdown()
+    with answers:
+        provider.get_meter("obskit.verify").create_counter("obskit.verify.marker").add(1, {"marker": marker})
+        reader.force_flush()
+        provider.shutdown()
     if not results or any(getattr(r, "name", r) != "SUCCESS" for r in results):
-        raise CheckFailed(f"the gateway did not accept the OTLP metrics as {tenant}-write ({results})")
+        raise CheckFailed(answers.failure(ep, tenant, "metrics"))
 
 
 # --------------------------------------------------------------------------- queries
@@ -474,11 +547,11 @@ def cases_for_endpoints(spec: Spec, ep: Endpoints, kinds: Iterable[str] | None =
 
 
 def run_verify(ep: Endpoints, cases: Sequence[VerifyCase], *, deadline_seconds: int = 60,
-               on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+               on_result: Callable[[Outcome], None] | None = None, env_name: str | None = None) -> list[Outcome]:
     """Run ``cases`` in order. Raises :class:`GatewayUnreachable` first when the gateway
-    refuses connections."""
+    refuses connections or another stack answers there; ``env_name`` goes into its hint."""
     if cases:
-        ensure_gateway_answers(ep)
+        ensure_gateway_answers(ep, env_name=env_name)
     return Runner(ep, deadline_seconds).run(cases, on_result)
 
 

@@ -1,0 +1,117 @@
+"""The process runtime without the backends: how a program ended (killed, exited with a
+code) as `obskit status` shows it, the gateway's access and error logs under `obskit logs
+gateway`, and `logs -f` on a stack that never ran. Real processes, started the way `up`
+starts them (ProcessRuntime._start, under the supervisor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from obskit import loopback
+from obskit.project import Project
+from obskit.runtime.process import ProcessRuntime, Running, ServicePlan
+from obskit.spec.load import load_spec
+
+from conftest import obskit_cmd
+
+
+def _runtime(tmp_path: Path) -> ProcessRuntime:
+    resolved = load_spec(None, environ={}, use_default_file=False,
+                         sets=[f"environments.process.base_port={loopback.free_block()}"])
+    rt = ProcessRuntime(Project.of(resolved, root=tmp_path), "process")
+    (rt.run_dir / "logs").mkdir(parents=True)
+    return rt
+
+
+def _plan(name: str, argv: list[str]) -> ServicePlan:
+    return ServicePlan(name=name, kind="loki", wave=1, argv=argv, env={}, probes=[], stop_timeout=5, start_timeout=5)
+
+
+def _until_dead(r: Running) -> None:
+    for _ in range(500):
+        if not r.alive():
+            return
+        time.sleep(0.02)
+    raise AssertionError("the program did not end")
+
+
+def test_a_program_killed_by_sigkill_is_shown_killed_not_exited(tmp_path):
+    rt = _runtime(tmp_path)
+    sleeping = rt._start(_plan("loki", ["sleep", "600"]))
+    exiting = rt._start(_plan("mimir-1", [sys.executable, "-c", "import sys; sys.exit(3)"]))
+    rt._write_state({"loki": sleeping, "mimir-1": exiting})
+    try:
+        # The recorded PID is the program's own (what a user sees in `ps` and kills).
+        assert Path(f"/proc/{sleeping.pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        os.kill(sleeping.pid, signal.SIGKILL)
+        _until_dead(sleeping)
+        _until_dead(exiting)
+        for _ in range(200):  # the supervisor writes once its waitpid returns
+            if sleeping.ended()[0] == "killed" and exiting.ended()[1] is not None:
+                break
+            time.sleep(0.02)
+        states = {s.service: s for s in rt.status()}
+        assert (states["loki"].state, states["loki"].exit_code) == ("killed", signal.SIGKILL)
+        assert (states["mimir-1"].state, states["mimir-1"].exit_code) == ("exited", 3)
+        from obskit.cli import _state_text
+
+        assert _state_text(states["loki"]) == "killed (SIGKILL)"
+        assert _state_text(states["mimir-1"]) == "exited (3)"
+    finally:
+        rt._stop(rt._read_state(), {})
+
+
+def test_stop_signals_reach_the_program_through_its_supervisor(tmp_path):
+    rt = _runtime(tmp_path)
+    r = rt._start(_plan("loki", ["sleep", "600"]))
+    assert r.group != r.pid  # the supervisor leads the group; the program is in it
+    assert os.getpgid(r.pid) == r.group
+    rt._stop({"loki": r}, {"loki": (5, signal.SIGTERM)})
+    assert not r.alive()
+    assert r.ended() == ("killed", signal.SIGTERM)
+
+
+def test_logs_of_the_gateway_include_its_access_and_error_logs(tmp_path):
+    rt = _runtime(tmp_path)
+    logs = rt.run_dir / "logs"
+    (logs / "gateway.log").write_text("\n--- obskit: starting gateway at 2026-01-01T00:00:00\n")
+    (logs / "gateway-access.log").write_text('{"status":200,"path":"/nginx-health"}\n')
+    (logs / "gateway-error.log").write_text("2026/01/01 00:00:00 [notice] 1#1: start worker processes\n")
+    text = "".join(rt.logs(["gateway"], tail=50))
+    assert '{"status":200,"path":"/nginx-health"}' in text and "start worker processes" in text
+    assert text.count("obskit: starting gateway") == 1
+    assert "gateway access | " in text and "gateway error | " in text
+
+
+def test_logs_follow_on_a_stack_that_never_ran_says_so(tmp_path, run_obskit):
+    (tmp_path / "obskit.yaml").write_text("{}\n")
+    proc = subprocess.run([*obskit_cmd(), "logs", "-f", "--runtime", "process"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")})
+    assert proc.returncode == 2, proc.stderr
+    assert "never ran here" in proc.stderr and "obskit up --env process" in proc.stderr
+
+
+def test_ctrl_c_in_logs_follow_exits_130(tmp_path):
+    rt_root = tmp_path
+    (rt_root / "obskit.yaml").write_text("{}\n")
+    logs = rt_root / ".obskit" / "run" / "process" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "loki.log").write_text("a line\n")
+    proc = subprocess.Popen([*obskit_cmd(), "logs", "loki", "-f", "--runtime", "process"], cwd=rt_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")})
+    try:
+        assert proc.stdout.readline() == "a line\n"  # following now
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
