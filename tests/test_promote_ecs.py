@@ -163,3 +163,25 @@ def test_sizes_come_from_the_spec(prod):
     for name, s in prod["tfvars"]["services"].items():
         size = getattr(env.sizes, s["component"])
         assert (s["cpu"], s["memory"]) == (size.cpu, size.memory)
+
+
+def test_task_storage_comes_from_the_spec_with_defaults_and_fargates_bounds(aws_spec):
+    from obskit.errors import ObskitError
+
+    resolved = load_spec(aws_spec, environ={})
+    files = render(resolved, "prod")
+    hashes = component_hashes(files)
+    tv = tfvars(resolved.spec, "prod", image_plans(resolved.spec, "prod", files, hashes), hashes, REGISTRY)
+    assert {n: s["ephemeral_storage_gib"] for n, s in tv["services"].items() if s["ephemeral_storage_gib"]} == \
+        {"loki": 40, "mimir-1": 50, "mimir-2": 50, "mimir-3": 50}
+    text = aws_spec.read_text()
+    aws_spec.write_text(text.replace("    kind: aws\n", "    kind: aws\n    sizes: {loki: {cpu: 1024, memory: 4096, ephemeral_storage_gib: 120}}\n", 1))
+    resolved = load_spec(aws_spec, environ={})
+    files = render(resolved, "prod")
+    tv = tfvars(resolved.spec, "prod", image_plans(resolved.spec, "prod", files, component_hashes(files)),
+                component_hashes(files), REGISTRY)
+    assert tv["services"]["loki"]["ephemeral_storage_gib"] == 120
+    for bad in (20, 201):
+        aws_spec.write_text(text.replace("    kind: aws\n", f"    kind: aws\n    sizes: {{mimir: {{ephemeral_storage_gib: {bad}}}}}\n", 1))
+        with pytest.raises(ObskitError, match="ephemeral_storage_gib"):
+            load_spec(aws_spec, environ={})
