@@ -470,6 +470,54 @@ def secrets_show(obj: Ctx, name: str | None, env_name: str, sets) -> None:
     click.echo(values[name])
 
 
+@cli.command("env-vars")
+@run_env_option
+@runtime_option
+@click.option("--tenant", help="The tenant the app writes as (default: the first declared).")
+@spec_sets
+@click.pass_obj
+def env_vars(obj: Ctx, env_name: str | None, runtime: str | None, tenant: str | None, sets) -> None:
+    """Print the OTEL_EXPORTER_OTLP_* variables that point an app's OpenTelemetry SDK at a
+    stack: `eval "$(obskit env-vars --env NAME)"`. Logs go to Loki, metrics to Mimir, as
+    TENANT's writer, TLS verified against the stack's CA. The credential is not printed:
+    the output reads it with `obskit secrets show` when it is evaluated."""
+    from obskit import runtime as runtimes
+    from obskit import stack
+    from obskit.errors import UsageError
+
+    project = _project(obj, sets)
+    name = runtimes.pick_environment(project, env_name, runtime)
+    ep = stack.endpoints(project, name)
+    tenant = tenant or ep.tenants[0]
+    if tenant not in ep.tenants:
+        raise UsageError(f"no tenant '{tenant}' in the spec", hint="tenants: " + ", ".join(ep.tenants))
+    spec = f" --spec {_quote(str(obj.spec))}" if obj.spec else ""
+    secret = f"tenant-{tenant}-write-authorization"
+    lines = [
+        f"# The '{name}' stack, as tenant {tenant}'s writer: eval \"$(obskit env-vars --env {name})\"",
+        "export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+        f"export OTEL_EXPORTER_OTLP_LOGS_ENDPOINT={ep.gateway}/otlp/v1/logs",
+    ]
+    if ep.has_mimir:
+        lines.append(f"export OTEL_EXPORTER_OTLP_METRICS_ENDPOINT={ep.gateway}/otlp/v1/metrics")
+    else:
+        lines.append("export OTEL_METRICS_EXPORTER=none  # this stack runs without Mimir")
+    if ep.ca_file:
+        lines.append(f"export OTEL_EXPORTER_OTLP_CERTIFICATE={_quote(str(Path(ep.ca_file).resolve()))}")
+        bundles = [v for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(v)]
+        if bundles:
+            # Python's requests (under the OpenTelemetry SDK) prefers these to the CA above.
+            lines.append(f"# {' and '.join(bundles)} {'is' if len(bundles) == 1 else 'are'} set: a Python app "
+                         f"then ignores OTEL_EXPORTER_OTLP_CERTIFICATE; run it with `env -u {' -u '.join(bundles)}`")
+    lines += [
+        # The header's value is percent-encoded (W3C baggage format): its space is %20.
+        f"export OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=$(obskit{spec} secrets show {secret} --env {name} "
+        f"| sed 's/ /%20/g')\"",
+        "export OTEL_TRACES_EXPORTER=none  # the stack stores logs and metrics, not traces",
+    ]
+    click.echo("\n".join(lines))
+
+
 @cli.command("load")
 @click.argument("scenario")
 @env_option
