@@ -270,7 +270,7 @@ def _compose(spec: Spec, env: ComposeEnvironment) -> dict[str, Service]:
         ports[replica] = PORTS["mimir"]
     data = {"loki": "/loki", "grafana": "/var/lib/grafana"} | {r: "/data" for r in spec.mimir_replicas}
     public = f"https://{env.hostname}:{env.ports.gateway_https}"
-    if store.provider == "minio":
+    if store.provider != "external":
         s3: dict[str, Binding] = {
             "endpoint": f"object-store:{PORTS['object-store']['s3']}",
             "insecure": "true",
@@ -324,6 +324,13 @@ def _compose(spec: Spec, env: ComposeEnvironment) -> dict[str, Service]:
             "object-store",
             "object-store",
             {"MINIO_ROOT_USER": access, "MINIO_ROOT_PASSWORD": secret},
+        )
+    elif store.provider == "versitygw":
+        out["object-store"] = Service(
+            "object-store",
+            "object-store",
+            {"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret,
+             "VGW_PORT": f":{PORTS['object-store']['s3']}"},
         )
     return out
 

@@ -48,8 +48,9 @@ _SHELL = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-
 CONSUMED_DIRECTLY = {
     "grafana": re.compile(r"^GF_"),
     "postgres": re.compile(r"^(POSTGRES_|PGDATA$)"),
-    # MinIO in compose; in the process runtime obskit itself reads these to start its S3 API.
-    "object-store": re.compile(r"^(MINIO_|S3_)"),
+    # versitygw (ROOT_*, VGW_*) and MinIO in compose; in the process runtime obskit itself
+    # reads S3_* to start its S3 API.
+    "object-store": re.compile(r"^(MINIO_|S3_|ROOT_(ACCESS|SECRET)_|VGW_)"),
 }
 # Shell variables of the gateway's entrypoint script that are its own, not bindings.
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)=", re.M)

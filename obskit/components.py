@@ -29,6 +29,11 @@ PORTS: dict[str, dict[str, int]] = {
 
 UDP_PORTS = {("otelcol", "syslog")}
 
+# Where the gateway image's entrypoint writes the rendered nginx config, and the TLS key
+# pair and htpasswd file (both written at start, from the environment).
+GATEWAY_CONF_DIR = "/etc/nginx/obskit"
+GATEWAY_SECRETS_DIR = "/run/obskit"
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -72,6 +77,12 @@ class Component:
     probes: tuple[Probe, ...] = ()
     # Seconds a start may take before the runtime gives up on it.
     start_timeout: int = 120
+    # The image's own contract, the same wherever the image runs (compose and ECS alike):
+    # environment its entrypoint reads, and folders that must exist and be writable when
+    # it starts (compose: tmpfs; ECS: task-storage volumes). The process runtime does not
+    # run the image's entrypoint.
+    image_env: tuple[tuple[str, str], ...] = ()
+    scratch_dirs: tuple[str, ...] = ()
 
 
 def components(grafana_sub_path: str) -> dict[str, Component]:
@@ -123,10 +134,17 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
             (("templates", "/etc/nginx/templates"),
              ("entrypoint.d/05-obskit-secrets.sh", "/docker-entrypoint.d/05-obskit-secrets.sh"),
              ("entrypoint.d/25-obskit-syslog-target.sh", "/docker-entrypoint.d/25-obskit-syslog-target.sh")),
-            ("nginx", "-c", "/etc/nginx/obskit/nginx.conf", "-g", "daemon off;"),
+            ("nginx", "-c", f"{GATEWAY_CONF_DIR}/nginx.conf", "-g", "daemon off;"),
             ports("gateway", "https", "http"), "/nginx-health", PORTS["gateway"]["https"], "https",
             health_command=("curl", "-fsSk", "-o", "/dev/null", "https://localhost:8443/nginx-health"),
             stop_timeout=30,
+            # The nginx image renders /etc/nginx/templates into NGINX_ENVSUBST_OUTPUT_DIR,
+            # substituting only obskit's variables (nginx's own $host and such stay). The
+            # image creates no such folder and renders nothing into a folder that is missing
+            # or read-only, so it is a scratch folder; the entrypoint script writes the TLS
+            # key pair and htpasswd into another (OBSKIT_GW_SECRETS_DIR).
+            image_env=(("NGINX_ENVSUBST_FILTER", "^OBSKIT_"), ("NGINX_ENVSUBST_OUTPUT_DIR", GATEWAY_CONF_DIR)),
+            scratch_dirs=(GATEWAY_CONF_DIR, GATEWAY_SECRETS_DIR),
             binaries=("nginx",),
             install_hint="install nginx (Debian: apt-get install nginx); put it on PATH or set environments.<env>.binaries.nginx",
             probes=(Probe("https", "/nginx-health", scheme="https"),),

@@ -144,6 +144,8 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "project_name": f"{spec.project}-{env_name}",
             "store": spec.object_store,
             "stop_grace": {name: c.stop_timeout for name, c in components(spec.grafana.sub_path).items()},
+            "image_env": {name: dict(c.image_env) for name, c in components(spec.grafana.sub_path).items()},
+            "scratch_dirs": {name: c.scratch_dirs for name, c in components(spec.grafana.sub_path).items()},
         }
         files |= _render_tree("compose", context, jenv)
 

@@ -214,9 +214,11 @@ def up(
     check_ports(project, env_name, running)
 
     built = build_images(project, env_name, render_state.files, on_progress=on_progress)
-    if on_progress:
-        on_progress("pulling images (only those missing)", [])
-    stack.pull(pulled_services(render_state.files) if built else None)
+    # Only images this engine lacks are pulled: a registry is never asked for one it has
+    # (air-gapped machines, a mirror that lacks an image, images built here).
+    stack.pull_missing(pulled_services(render_state.files) if built else None,
+                       on_pull=(lambda image: on_progress(f"pulling {image} (not on this machine)", []))
+                       if on_progress else None)
 
     error: list[BaseException] = []
 

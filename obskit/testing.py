@@ -1,9 +1,10 @@
 """A real obskit stack for your own tests (the `obskit_stack` pytest fixture uses this).
 
 It renders the spec into a temporary folder with its own secrets and free host ports,
-starts it with testcontainers' DockerCompose under a unique project name, waits for
-every healthcheck, and always tears it down (volumes included): on normal exit, on
-failure, on Ctrl-C and on SIGTERM.
+starts it the way `obskit up` does (docker compose under a unique project name, only
+missing images pulled, every healthcheck waited for) or as processes on 127.0.0.1, and
+always tears it down (volumes included): on normal exit, on failure, on Ctrl-C and on
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class ObskitStack:
     endpoints: object  # obskit.verify.Endpoints
     otlp_grpc: str  # host:port of the collector's OTLP/gRPC intake
     spec: object
-    _compose: object = field(repr=False, default=None)
     _runtime: object = field(repr=False, default=None)  # the process runtime's stack
     _closed: bool = field(default=False, repr=False)
 
@@ -105,30 +105,10 @@ class ObskitStack:
             return
         self._closed = True
         try:
-            if self._compose is not None:
-                with _project_name(self.project_name):
-                    self._compose.stop(down=True)  # down --volumes
             if self._runtime is not None:
                 self._runtime.down(volumes=True)
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class _project_name:
-    """testcontainers' DockerCompose has no project-name option: it reads COMPOSE_PROJECT_NAME."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self):
-        self.old = os.environ.get("COMPOSE_PROJECT_NAME")
-        os.environ["COMPOSE_PROJECT_NAME"] = self.name
-
-    def __exit__(self, *exc):
-        if self.old is None:
-            os.environ.pop("COMPOSE_PROJECT_NAME", None)
-        else:
-            os.environ["COMPOSE_PROJECT_NAME"] = self.old
 
 
 def docker_available() -> str | None:
@@ -161,52 +141,40 @@ def start_stack(
     if reason:
         raise NoDocker(reason)
 
-    from testcontainers.compose import DockerCompose
-
     from obskit.loopback import free_port
     from obskit.project import Project
-    from obskit.render import render, write_environment
-    from obskit.secrets import SecretStore, compose_environment
+    from obskit.runtime import ComposeStack
     from obskit.spec.load import load_spec
-    from obskit.stack import endpoints
-    from obskit.tools.compose import dotenv
 
+    # A unique project name (compose project, containers, volumes) and free host ports.
+    name = f"obskit-test-{uuid.uuid4().hex[:10]}"
     ports = [
         f"environments.{env_name}.ports.{key}={free_port()}"
         for key in ("gateway_https", "gateway_http", "otlp_grpc", "object_store_console")
     ]
-    resolved = load_spec(spec, sets=[*sets, *ports])
+    resolved = load_spec(spec, sets=[*sets, f"project={name}", *ports])
     workdir = Path(tempfile.mkdtemp(prefix="obskit-stack-"))
     project = Project.of(resolved, root=workdir)
-    name = f"obskit-test-{uuid.uuid4().hex[:10]}"
-    write_environment(render(resolved, env_name), project.env_dir(env_name))
-    values, _ = SecretStore(project.state_dir, env_name).ensure(resolved.spec)
-    env_file = project.state_dir / "secrets" / f"{env_name}.compose.env"
-    env_file.write_text(dotenv(compose_environment(resolved.spec, env_name, values)))
-    env_file.chmod(0o600)
-
-    compose = DockerCompose(
-        context=str(project.env_dir(env_name) / "compose"),
-        compose_file_name="docker-compose.yaml",
-        env_file=str(env_file),
-        wait=True,
-        pull=True,
-    )
+    rt = ComposeStack(project, env_name)
     env = resolved.spec.environments[env_name]
     stack = ObskitStack(
-        project_name=name,
+        project_name=project.project_name(env_name),
         env_name=env_name,
         workdir=workdir,
         endpoints=None,
         otlp_grpc=f"{env.bind_address}:{env.ports.otlp_grpc}",
         spec=resolved.spec,
-        _compose=compose,
+        _runtime=rt,
     )
     _register_teardown(stack)
     try:
-        with _project_name(name):
-            compose.start()
-        stack.endpoints = endpoints(project, env_name)
+        # The same path as `obskit up`: render, secrets, only missing images pulled,
+        # every healthcheck waited for (readiness probed through the engine).
+        rt.up()
+        stack.endpoints = rt.endpoints()
+    except DockerUnavailable as exc:
+        stack.close()
+        raise NoDocker(str(exc)) from None
     except BaseException:
         stack.close()
         raise

@@ -74,6 +74,11 @@ def _logs(region: str, group: str, prefix: str) -> dict:
                                                 "awslogs-stream-prefix": prefix}}
 
 
+def scratch_volume(path: str) -> str:
+    """The task volume that holds a scratch folder: ``/etc/nginx/obskit`` -> ``scratch-etc-nginx-obskit``."""
+    return "scratch" + path.replace("/", "-")
+
+
 def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> dict[str, list[dict]]:
     """service -> its task's containers. ``images`` maps component -> image URI."""
     env = spec.environments[env_name]
@@ -83,12 +88,18 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
     for name, service in sorted(bindings.services(spec, env_name).items()):
         comp = comps[service.component]
         environment, secrets = [], []
-        for var, b in sorted(service.env.items()):
+        # The image's own contract first (the same entries compose gives the same image),
+        # then the binding table. ECS drops empty values and the provider does not
+        # normalise them, so an empty entry would differ on every plan and force a new
+        # task definition: a variable with no value is left out (the images read unset
+        # and empty alike).
+        values = {**dict(comp.image_env), **service.env}
+        for var, b in sorted(values.items()):
             if isinstance(b, bindings.Secret):
                 secrets.append({"name": var, "valueFrom": ssm_arn(ssm_parameter(spec, env_name, b))})
             elif isinstance(b, bindings.Output):
                 environment.append({"name": var, "value": output_placeholder(b.name)})
-            else:
+            elif b != "":
                 environment.append({"name": var, "value": b})
         group = log_group(spec, env_name, name)
         main = {
@@ -104,6 +115,11 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
         }
         if comp.command:
             main["command"] = list(comp.command)
+        if comp.scratch_dirs:
+            # Folders the image writes at start: task storage volumes (the task definition
+            # declares one per sourceVolume), fresh for every task, as compose's tmpfs.
+            main["mountPoints"] = [{"sourceVolume": scratch_volume(d), "containerPath": d, "readOnly": False}
+                                   for d in comp.scratch_dirs]
         containers = [main]
         url = f"{comp.health_scheme}://localhost:{comp.health_port}{comp.health_path}"
         if comp.health_command is not None:

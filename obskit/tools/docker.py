@@ -29,6 +29,7 @@ def build(context: Path, tag: str, *, file: Path | None = None, build_args: dict
           labels: dict[str, str] | None = None, platform: str | None = "linux/amd64") -> None:
     """Build ``context`` (with ``file`` as the Dockerfile) into the local image store as
     ``tag``. ``platform`` None builds for this machine (local stacks); ECS runs linux/amd64."""
+    ensure_buildx()
     docker = _docker()
     call(lambda: docker.buildx.build(context, tags=[tag], file=file, build_args=build_args or {},
                                      labels=labels or {}, platforms=[platform] if platform else None, load=True),
@@ -46,16 +47,67 @@ def push(tag: str) -> None:
     call(lambda: docker.image.push(tag, quiet=True), error=ImageError)
 
 
+def _repository(image: str) -> str:
+    """The repository of a reference, as the engine lists it in RepoDigests: Docker Hub's
+    names without ``docker.io/`` (and ``library/`` for official images), tag dropped."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if name.startswith("library/"):
+        name = name[len("library/"):]
+    return name
+
+
+def digest_for(image: str, repo_digests: list[str]) -> str | None:
+    """The RepoDigest of exactly ``image``'s repository (same registry, same path), or None.
+    Another registry's copy of the same image (a mirror, a local registry) never counts."""
+    want = _repository(image)
+    for ref in repo_digests:
+        repo, _, digest = ref.partition("@")
+        if _repository(repo) == want and digest.startswith("sha256:"):
+            return ref
+    return None
+
+
 def pinned(image: str) -> str:
-    """``image`` pinned by registry digest (repo@sha256:...): pulled, then inspected. An
-    image already given with a digest is returned as it is."""
+    """``image`` pinned by registry digest (repo@sha256:...): pulled when not here, then
+    inspected. An image already given with a digest is returned as it is."""
     if "@sha256:" in image:
         return image
     docker = _docker()
-    call(lambda: docker.image.pull(image, quiet=True), error=ImageError)
+    if not call(lambda: docker.image.exists(image), error=ImageError):
+        call(lambda: docker.image.pull(image, quiet=True), error=ImageError)
     inspected = call(lambda: docker.image.inspect(image), error=ImageError)
-    repo = image.rsplit(":", 1)[0]
-    for ref in inspected.repo_digests:
-        if ref.split("@", 1)[0].endswith(repo.split("/")[-1]):
-            return ref
-    raise ImageError("docker", ["docker", "image", "inspect", image], 1, f"{image} has no registry digest")
+    ref = digest_for(image, list(inspected.repo_digests or []))
+    if ref is None:
+        raise ImageError("docker", ["docker", "image", "inspect", image], 1,
+                         f"{image} has no registry digest for its own repository "
+                         f"(known: {', '.join(inspected.repo_digests or []) or 'none'})",
+                         hint="pull it from its registry (or the registry mirror) once, or give it pinned as repo@sha256:...")
+    return ref
+
+
+def ensure_buildx() -> None:
+    """Raise a one-line ToolNotFound unless ``docker buildx`` answers (image builds need
+    BuildKit: the gateway's Dockerfile uses COPY --chmod)."""
+    import subprocess
+
+    from obskit.errors import ToolNotFound
+    from obskit.tools.run import which
+
+    docker = which("docker")
+    ok = False
+    if docker:
+        try:
+            ok = subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=30,
+                                stdin=subprocess.DEVNULL).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+    if not ok:
+        raise ToolNotFound("docker buildx", hint="obskit's image builds need the buildx plugin (BuildKit): install "
+                           "Docker's docker-buildx-plugin, or `go install github.com/docker/buildx/cmd/buildx@v0.19.3` "
+                           "and link it as ~/.docker/cli-plugins/docker-buildx")
