@@ -152,3 +152,22 @@ def test_env_vars_point_an_otel_sdk_at_the_stack_without_printing_the_credential
     assert proc.returncode == 0 and "Failed" not in proc.stderr, proc.stderr
     auth = ep.auth_header(ep.tenants[0], "write")
     assert set(seen) == {("/otlp/v1/logs", auth), ("/otlp/v1/metrics", auth)}, seen
+
+
+def test_config_show_credits_only_what_the_file_wrote_and_shows_for_as_written(run_obskit, tmp_path):
+    (tmp_path / "obskit.yaml").write_text(
+        "tenants:\n  - name: apps\n  - name: web\n    limits: {burst: 7}\n"
+        "alerting:\n  rules:\n    - name: CheckoutErrorsHigh\n      tenant: web\n      language: logql\n"
+        "      expr: sum(count_over_time({service_name=\"checkout\"} |= \"ERROR\" [5m]))\n"
+        "      condition: gt\n      threshold: 10\n      for: 10m\n      summary: Checkout errors\n"
+        "      severity: critical\n      team: payments\n      description: Errors.\n"
+        "      runbook_url: https://runbooks.example.com/checkout\n")
+    rows = {r["key"]: r for r in json.loads(run_obskit("config", "show", "--json", check=True).stdout)["values"]}
+    file = "obskit.yaml:"
+    assert rows["tenants[1].limits.burst"]["origin"].startswith(file)
+    assert rows["tenants[1].name"]["origin"].startswith(file)
+    # Written in the file's list item: no. A default, whatever the list around it.
+    assert rows["tenants[1].limits.requests_per_second"]["origin"] == "default"
+    assert rows["alerting.rules[0].interval"]["origin"] == "default"
+    assert rows["alerting.rules[0].for"]["value"] == "10m" and rows["alerting.rules[0].for"]["origin"].startswith(file)
+    assert not any(k.endswith("for_") or k.endswith("continue_") for k in rows)

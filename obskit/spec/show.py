@@ -18,8 +18,26 @@ def _redact(key: tuple, value: Any) -> Any:
     return value
 
 
+def origin(resolved: ResolvedSpec, key: tuple) -> str:
+    """Where a key's value came from: the layer that set exactly this key, or, for a key
+    inside a short form written as one value (a tenant given by its name), that value's
+    layer. A key inside a list item the file wrote without it is a default, not the file's."""
+    from obskit.spec.load import DEFAULT_SOURCE
+
+    origins = resolved.origins
+    if key in origins:
+        return origins[key]
+    for n in range(len(key) - 1, 0, -1):
+        if key[:n] in origins:
+            # A list (its items follow as [i]) was written, but not this key in its item.
+            return DEFAULT_SOURCE if isinstance(key[n], int) or (key[:n] + (0,)) in origins or \
+                any(k[:n] == key[:n] and len(k) > n for k in origins) else origins[key[:n]]
+    return DEFAULT_SOURCE
+
+
 def effective_rows(resolved: ResolvedSpec) -> list[tuple[str, Any, str]]:
-    data = resolved.spec.model_dump(mode="json")
+    # By alias: the keys as the file writes them (`for`, not the model's `for_`).
+    data = resolved.spec.model_dump(mode="json", by_alias=True)
     rows: list[tuple[str, Any, str]] = []
 
     def walk(node: Any, key: tuple) -> None:
@@ -30,7 +48,7 @@ def effective_rows(resolved: ResolvedSpec) -> list[tuple[str, Any, str]]:
             for i, item in enumerate(node):
                 walk(item, key + (i,))
         else:
-            rows.append((_fmt(key), _redact(key, node), resolved.origin(key)))
+            rows.append((_fmt(key), _redact(key, node), origin(resolved, key)))
 
     walk(data, ())
     return rows
