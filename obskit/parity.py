@@ -30,6 +30,13 @@ def describe(binding) -> str:
         return f"secret {binding.name}" + (f" ({binding.ref})" if binding.ref else "")
     if isinstance(binding, bindings.Output):
         return f"output {binding.name}"
+    from obskit.values import Local
+
+    if isinstance(binding, Local):  # known where the process runtime runs: say what, not how it is kept
+        return {"run_dir": f"<run folder>/{binding.rel}" if binding.rel else "<run folder>",
+                "user": "<the user running obskit>",
+                "nginx_resolve": "<'resolve' where the nginx on PATH reads it>"}.get(
+                    binding.what, f"<{binding.what}{'/' + binding.rel if binding.rel else ''} on this machine>")
     return str(binding) if binding != "" else '""'
 
 

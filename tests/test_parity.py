@@ -55,5 +55,12 @@ def test_parity_command(run_obskit):
     assert data["ok"] and data["identical"] and data["bindings"]
     human = run_obskit("--spec", str(FIXTURE), "parity", "local", "prod")
     assert "byte-identical in local and prod" in human.stdout
+    # The process runtime's machine-local values read as what they are, not as Python objects.
+    proc = run_obskit("--spec", str(FIXTURE), "parity", "local", "process", "--json")
+    rows = json.loads(proc.stdout)["bindings"]
+    local_values = [r["process"] for r in rows if r["process"].startswith("<")]
+    assert "<run folder>/logs/gateway-access.log" in local_values, rows
+    assert not any("Local(" in (r["local"] + r["process"]) for r in rows)
+    assert "Local(" not in run_obskit("--spec", str(FIXTURE), "parity", "local", "process").stdout
     bad = run_obskit("--spec", str(FIXTURE), "parity", "local", "staging")
     assert bad.returncode == 2 and "unknown environment 'staging'" in bad.stderr
