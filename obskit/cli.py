@@ -380,6 +380,9 @@ def status(obj: Ctx, env_name: str | None, runtime: str | None, sets, as_json: b
     """Each service's state, health and published ports."""
     _, rt = _runtime(obj, sets, env_name, runtime)
     states = rt.status()
+    note = rt.processes.moved_note() if rt.kind == "process" else None
+    if note and not as_json:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(json.dumps([s.__dict__ for s in states], indent=2, sort_keys=True, default=list))
         return
@@ -486,8 +489,12 @@ def env_vars(obj: Ctx, env_name: str | None, runtime: str | None, tenant: str | 
     from obskit.errors import UsageError
 
     project = _project(obj, sets)
+    from obskit.runtime.process import running_endpoints
+
     name = runtimes.pick_environment(project, env_name, runtime)
-    ep = stack.endpoints(project, name)
+    ep, note = running_endpoints(project, name, stack.endpoints(project, name))
+    if note:
+        click.echo(f"note: {note}", err=True)
     tenant = tenant or ep.tenants[0]
     if tenant not in ep.tenants:
         raise UsageError(f"no tenant '{tenant}' in the spec", hint="tenants: " + ", ".join(ep.tenants))
@@ -799,8 +806,12 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
 
     from obskit.errors import UsageError
 
+    from obskit.runtime.process import running_endpoints
+
     project = _project(obj, sets)
-    ep = stack.endpoints(project, env_name)
+    ep, note = running_endpoints(project, env_name, stack.endpoints(project, env_name))
+    if note:
+        click.echo(f"note: {note}", err=True)
     echo = None if as_json else (lambda o: click.echo(
         f"{'PASS' if o.ok else 'FAIL'}  {o.seconds:6.2f}s  {o.name}: {o.detail}"))
     cases = cases_for_endpoints(project.spec, ep, kinds or None)

@@ -115,3 +115,53 @@ def test_ctrl_c_in_logs_follow_exits_130(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130
+
+
+def test_commands_follow_the_ports_the_running_stack_was_started_on(tmp_path):
+    """`up --set environments.process.base_port=N` once: status, verify, load and env-vars
+    later read the spec without that --set, and still talk to the stack on N, saying so."""
+    from obskit import stack
+    from obskit.runtime.process import running_endpoints
+    from obskit.secrets import SecretStore
+
+    rt = _runtime(tmp_path)
+    moved = loopback.free_block()
+    started = ProcessRuntime(rt.project, "process")
+    started.base_port = moved  # as `up` with the --set had it
+    r = started._start(_plan("loki", ["sleep", "600"]))
+    started._write_state({"loki": r})
+    try:
+        later = ProcessRuntime(rt.project, "process")  # the spec without the --set
+        assert later.base_port == rt.base_port != moved
+        note = later.follow_running()
+        assert later.ports["gateway"]["https"] == moved and f"base_port {moved}" in note
+        assert f"`base_port: {moved}`" in note and "obskit.yaml" in note
+        SecretStore(rt.project.state_dir, "process").ensure(rt.project.spec)
+        from obskit.render import render, write_environment
+
+        write_environment(render(rt.project.resolved, "process"), rt.project.env_dir("process"))
+        ep, said = running_endpoints(rt.project, "process", stack.endpoints(rt.project, "process"))
+        assert ep.gateway.endswith(f":{moved}") and said == note
+        assert {s.service: s for s in later.status()}["loki"].ports[0] == f"127.0.0.1:{later.ports['loki']['http']}"
+    finally:
+        rt._stop(rt._read_state(), {})
+    # Once nothing runs, the spec's ports again.
+    assert ProcessRuntime(rt.project, "process").follow_running() is None
+
+
+def test_a_port_conflict_suggests_the_spec_key_not_a_one_off_set(tmp_path):
+    import socket
+
+    from obskit.runtime.process import PortTaken
+
+    rt = _runtime(tmp_path)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", rt.ports["gateway"]["https"]))
+    holder.listen()
+    try:
+        with pytest.raises(PortTaken) as caught:
+            rt._check_ports([_plan("gateway", ["nginx"])])
+    finally:
+        holder.close()
+    assert "--set" not in caught.value.hint
+    assert "environments: {process: {base_port: " in caught.value.hint and "obskit.yaml" in caught.value.hint

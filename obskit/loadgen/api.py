@@ -92,8 +92,10 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     scenario = load_scenario(scenario_name)
     if duration:
         scenario = with_duration(scenario, duration)
+    from obskit.runtime.process import running_endpoints
+
     project = Project.of(resolved)
-    ep = endpoints(project, env_name)
+    ep, _note = running_endpoints(project, env_name, endpoints(project, env_name))
     try:
         preflight(ep)
     except CheckFailed as exc:

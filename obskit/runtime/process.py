@@ -317,7 +317,18 @@ class ProcessRuntime:
         self.env_name = env_name
         self.env = env
         self.run_dir: Path = project.state_dir / "run" / env_name
-        self.ports = bindings.process_ports(self.spec, env.base_port)
+        self.spec_base_port = self.base_port = env.base_port
+        self.ports = bindings.process_ports(self.spec, self.base_port)
+
+    def follow_running(self) -> str | None:
+        """Use the ports of the stack as it runs: its state holds the base_port `up` used,
+        which a one-off --set may have moved. For the commands that talk to a running stack
+        (status, logs, verify, load); None, or the sentence that says it moved."""
+        port = self._running_base_port()
+        if port and port != self.base_port:
+            self.base_port = port
+            self.ports = bindings.process_ports(self.spec, port)
+        return self.moved_note()
 
     # ------------------------------------------------------------------ layout
     @property
@@ -332,6 +343,23 @@ class ProcessRuntime:
     def log_path(self, service: str) -> Path:
         return self.run_dir / "logs" / f"{service}.log"
 
+    def _running_base_port(self) -> int | None:
+        try:
+            raw = json.loads((self.run_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        port = raw.get("base_port")
+        running = any(Running(**v).alive() for v in raw.get("services", {}).values())
+        return port if running and isinstance(port, int) else None
+
+    def moved_note(self) -> str | None:
+        """A sentence when the running stack is not on the spec's ports."""
+        if self.base_port == self.spec_base_port:
+            return None
+        return (f"the '{self.env_name}' stack runs on base_port {self.base_port} (as its last `obskit up` was told), "
+                f"not the spec's {self.spec_base_port}: using its ports; put `base_port: {self.base_port}` under "
+                f"environments.{self.env_name} in obskit.yaml to make it the default")
+
     def _read_state(self) -> dict[str, Running]:
         try:
             raw = json.loads((self.run_dir / STATE_FILE).read_text())
@@ -342,7 +370,8 @@ class ProcessRuntime:
     def _write_state(self, state: dict[str, Running]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.run_dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps({"environment": self.env_name, "services": {k: v.__dict__ for k, v in sorted(state.items())}}, indent=2))
+        tmp.write_text(json.dumps({"environment": self.env_name, "base_port": self.base_port,
+                                   "services": {k: v.__dict__ for k, v in sorted(state.items())}}, indent=2))
         os.replace(tmp, self.run_dir / STATE_FILE)
 
     # ------------------------------------------------------------------ plan
@@ -453,7 +482,8 @@ class ProcessRuntime:
                     raise PortTaken(
                         f"port {port} on 127.0.0.1 ({p.name} {port_name}) is already in use",
                         hint=f"stop what holds it (`obskit down --env {self.env_name}` if it is an old run), "
-                             f"or move the block: --set environments.{self.env_name}.base_port={loopback.free_block()}",
+                             f"or move the block in obskit.yaml, so that every later command uses it too: "
+                             f"environments: {{{self.env_name}: {{base_port: {loopback.free_block()}}}}}",
                     )
 
     def _prepare(self, p: ServicePlan, values: dict[str, str]) -> None:
@@ -588,6 +618,7 @@ class ProcessRuntime:
 
     # ------------------------------------------------------------------ status, logs
     def status(self) -> list[ServiceState]:
+        self.follow_running()
         state = self._read_state()
         session = requests.Session()
         session.trust_env = False
@@ -826,3 +857,19 @@ def _on_sigterm():
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         return signal.getsignal(signal.SIGTERM)
+
+
+def running_endpoints(project, env_name: str, ep):
+    """``ep`` (from the spec) pointed at the ports the environment's stack runs on, when a
+    process stack runs elsewhere; with the sentence that says so (or None)."""
+    import dataclasses
+
+    env = project.resolved.environment(env_name)
+    if not isinstance(env, ProcessEnvironment):
+        return ep, None
+    rt = ProcessRuntime(project, env_name)
+    note = rt.follow_running()
+    if note is None:
+        return ep, None
+    base = f"https://{env.hostname}:{rt.ports['gateway']['https']}"
+    return dataclasses.replace(ep, gateway=base, grafana=f"{base}{project.spec.grafana.sub_path}"), note
