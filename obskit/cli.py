@@ -329,6 +329,9 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         console.print(f"generated {len(result.secrets_created)} secret(s) in .obskit/secrets/ (0600)")
     for component, tag in result.images.items():
         console.print(f"{component} runs image {tag}")
+    changes = getattr(getattr(rt, "processes", None), "last_up", None)
+    if changes:
+        console.print(_up_changes(changes))
     outcomes = []
     if not no_verify:
         ep = rt.endpoints()
@@ -353,6 +356,21 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         click.echo(f"Point an app at it: `obskit env-vars --env {env_name}` prints the OTEL_EXPORTER_OTLP_* variables.")
     if any(not o.ok for o in outcomes):
         sys.exit(1)
+
+
+def _up_changes(changes: dict[str, list[str]]) -> str:
+    """One line: what a (second) up restarted, started and left running."""
+    parts = []
+    if changes.get("restarted"):
+        parts.append(f"restarted {', '.join(changes['restarted'])} (changed)")
+    if changes.get("started"):
+        parts.append(f"started {', '.join(changes['started'])}")
+    if changes.get("stopped"):
+        parts.append(f"stopped {', '.join(changes['stopped'])} (no longer part of the stack)")
+    if changes.get("kept"):
+        parts.append(f"{len(changes['kept'])} unchanged service(s) kept running"
+                     if parts else f"nothing changed: all {len(changes['kept'])} services kept running")
+    return "; ".join(parts)
 
 
 @cli.command()

@@ -165,3 +165,12 @@ def test_a_port_conflict_suggests_the_spec_key_not_a_one_off_set(tmp_path):
         holder.close()
     assert "--set" not in caught.value.hint
     assert "environments: {process: {base_port: " in caught.value.hint and "obskit.yaml" in caught.value.hint
+
+
+def test_up_says_what_it_restarted_started_and_kept():
+    from obskit.cli import _up_changes
+
+    assert _up_changes({"kept": ["loki"], "restarted": ["gateway"], "started": [], "stopped": []}) == \
+        "restarted gateway (changed); 1 unchanged service(s) kept running"
+    assert _up_changes({"kept": ["a", "b"], "restarted": [], "started": [], "stopped": []}) == \
+        "nothing changed: all 2 services kept running"

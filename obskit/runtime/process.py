@@ -318,6 +318,7 @@ class ProcessRuntime:
         self.env = env
         self.run_dir: Path = project.state_dir / "run" / env_name
         self.spec_base_port = self.base_port = env.base_port
+        self.last_up: dict[str, list[str]] = {}
         self.ports = bindings.process_ports(self.spec, self.base_port)
 
     def follow_running(self) -> str | None:
@@ -442,6 +443,10 @@ class ProcessRuntime:
             if on_progress:
                 on_progress(f"stopping {len(stale)} changed service(s)", [])
             self._stop(stale, self._stop_timeouts(plans))
+        # What this up did, for its closing lines: kept running, restarted (changed), started.
+        self.last_up = {"kept": sorted(keep), "restarted": sorted(n for n in stale if any(p.name == n for p in plans)),
+                        "started": sorted(p.name for p in plans if p.name not in keep and p.name not in stale),
+                        "stopped": sorted(n for n in stale if not any(p.name == n for p in plans))}
         state = {n: r for n, r in state.items() if n in keep}
         self._write_state(state)
         self._check_ports([p for p in plans if p.name not in keep])
