@@ -479,26 +479,26 @@ def test_isolation_judges_the_quiet_tenants_latency_with_an_interval():
     rng = random.Random(7)
     steady = lambda: [rng.gauss(10, 1) for _ in range(500)]  # noqa: E731
     # The same latencies with and without the flood: within 5%, and the interval says so.
-    same = compare([fake_run(steady(), neighbour_requests=5)] * 2, [fake_run(steady(), neighbour_requests=30)] * 2, sc,
+    same = compare([fake_run(steady(), neighbour_requests=5)] * 3, [fake_run(steady(), neighbour_requests=30)] * 3, sc,
                    {"u": {"requests_per_second": 5}})
     assert same["verdict"] == "within" and same["within_tolerance"] is True
     p50 = same["judged"]["latency p50_ms"]
     assert p50["interval"][0] <= p50["change"] <= p50["interval"][1] <= 0.05
     assert same["runs"]["baseline"]["neighbours"]["u"] == {"requests_per_s": 5.0, "times_limit": 1.0}
     assert same["runs"]["flood"]["neighbours"]["u"] == {"requests_per_s": 30.0, "times_limit": 6.0}
-    assert same["runs"]["flood"]["latency"]["requests"] == 2 * 4 * 500
+    assert same["runs"]["flood"]["latency"]["requests"] == 3 * 4 * 500
     # Every request 50% slower during the flood: NOT within, however it is sampled.
-    slow = compare([fake_run(steady())] * 2, [fake_run([x * 1.5 for x in steady()])] * 2, sc)
+    slow = compare([fake_run(steady())] * 3, [fake_run([x * 1.5 for x in steady()])] * 3, sc)
     assert slow["verdict"] == "NOT within" and slow["judged"]["latency p50_ms"]["interval"][0] > 0.4
     # Only the tail worse (p99 3x): the median alone would have missed it.
-    tail = compare([fake_run(steady())] * 2, [fake_run(steady()[:490] + [30.0] * 10)] * 2, sc)
+    tail = compare([fake_run(steady())] * 3, [fake_run(steady()[:490] + [30.0] * 10)] * 3, sc)
     assert tail["judged"]["latency p50_ms"]["verdict"] == "within"
     assert tail["judged"]["latency p99_ms"]["verdict"] == "NOT within" and tail["verdict"] == "NOT within"
     # Fewer accepted items for the quiet tenant during the flood: NOT within.
-    starved = compare([fake_run(steady())] * 2, [fake_run(steady(), accepted=80)] * 2, sc)
+    starved = compare([fake_run(steady())] * 3, [fake_run(steady(), accepted=80)] * 3, sc)
     assert starved["judged"]["logs accepted_per_s"] == {"change": -0.2, "verdict": "NOT within"}
     # Faster during the flood is no harm.
-    faster = compare([fake_run(steady())] * 2, [fake_run([x * 0.8 for x in steady()])] * 2, sc)
+    faster = compare([fake_run(steady())] * 3, [fake_run([x * 0.8 for x in steady()])] * 3, sc)
     assert faster["verdict"] == "within"
 
 
@@ -510,11 +510,11 @@ def test_the_interval_pairs_rounds_so_drift_cancels_but_a_varying_effect_does_no
     run_at = lambda mean: fake_run([rng.gauss(mean, 0.5) for _ in range(300)])  # noqa: E731
     # The machine drifts 20% between rounds, the flood costs nothing: the rounds are paired,
     # so the drift cancels and the verdict is within.
-    drifting = compare([run_at(9), run_at(11)], [run_at(9), run_at(11)], sc)
+    drifting = compare([run_at(9), run_at(11), run_at(10)], [run_at(9), run_at(11), run_at(10)], sc)
     lo, hi = drifting["judged"]["latency p50_ms"]["interval"]
     assert -0.05 < lo <= hi < 0.05 and drifting["judged"]["latency p50_ms"]["verdict"] == "within"
     # The same runs unpaired (the flood's rounds in the other order) look like a +-20% effect.
-    crossed = compare([run_at(9), run_at(11)], [run_at(11), run_at(9)], sc)
+    crossed = compare([run_at(9), run_at(11), run_at(10)], [run_at(11), run_at(9), run_at(10)], sc)
     lo, hi = crossed["judged"]["latency p50_ms"]["interval"]
     assert lo < -0.05 and hi > 0.05 and crossed["judged"]["latency p50_ms"]["verdict"] == "inconclusive"
     # One round: only the sampling noise within the runs, a narrow interval.
@@ -522,17 +522,31 @@ def test_the_interval_pairs_rounds_so_drift_cancels_but_a_varying_effect_does_no
         update={"rounds": 1})}))
     lo, hi = one["judged"]["latency p50_ms"]["interval"]
     assert hi - lo < 0.03 and one["rounds"] == 1
+    # ... which is why one or two rounds give no latency verdict, however narrow the interval.
+    assert one["judged"]["latency p50_ms"]["verdict"] == "inconclusive" and one["verdict"] == "inconclusive"
+    assert one["too_few_rounds"] is True
+    assert "a latency verdict needs isolation.rounds of at least 3" in "\n".join(report_mod.isolation_lines(
+        {**one, "measured": True}))
+    two = compare([run_at(10)] * 2, [run_at(10)] * 2, sc)
+    assert two["verdict"] == "inconclusive" and two["rounds"] == 2
+
+
+def test_isolation_rounds_alternate_which_run_goes_first():
+    from obskit.loadgen.isolation import round_order
+
+    assert [round_order(r) for r in (1, 2, 3, 4)] == [("baseline", "flood"), ("flood", "baseline"),
+                                                       ("baseline", "flood"), ("flood", "baseline")]
 
 
 def test_the_summary_states_the_isolation_verdict_and_its_interval():
     sc = scenario(duration="4s", isolation=ISO, tenants=TWO)
     rng = random.Random(5)
-    base = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=5)] * 2
-    flood = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=30)] * 2
+    base = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=5)] * 3
+    flood = [fake_run([rng.gauss(10, 1) for _ in range(400)], neighbour_requests=30)] * 3
     rep = report_mod.build(flood[-1], sc, "x", None, {"u": {"requests_per_second": 5, "burst": 10}},
                            baseline=(base, flood))
     text = report_mod.summary(rep)
-    assert "isolation: t over 0-4 s of 2 flood runs (u 30.0 requests/s (6.0x its limit))" in text
+    assert "isolation: t over 0-4 s of 3 flood runs (u 30.0 requests/s (6.0x its limit))" in text
     assert "(neighbours at their limits: u 5.0 requests/s (1.0x its limit))" in text
     assert re.search(r"latency p99 +[\d.]+ -> [\d.]+ ms \([+-][\d.]+%; 95% interval [+-][\d.]+% to [+-][\d.]+%\)", text)
     assert "-> within 5%" in text

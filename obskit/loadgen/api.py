@@ -113,14 +113,18 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     rounds = scenario.isolation.rounds if plain is not None else 1
     baselines: list[Live] = []
     floods: list[Live] = []
+    from obskit.loadgen.isolation import round_order
+
     for r in range(1, rounds + 1):
-        if plain is not None:
-            baselines.append(run(plain, target, tenants=tenants, workers=workers, on_tick=on_tick,
-                                 label=f"round {r}/{rounds}, baseline run (no flood)"))
-        # Freshness probes in the last run only: its report, counts and plots are the ones written.
-        floods.append(run(scenario, target, tenants=tenants, workers=workers, on_tick=on_tick,
-                          probes=ep if freshness and r == rounds else None,
-                          label=f"round {r}/{rounds}, flood run" if plain is not None else ""))
+        for side in (round_order(r) if plain is not None else ("flood",)):
+            if side == "baseline":
+                baselines.append(run(plain, target, tenants=tenants, workers=workers, on_tick=on_tick,
+                                     label=f"round {r}/{rounds}, baseline run (no flood)"))
+                continue
+            # Freshness probes in the last flood run only: its report, counts and plots are the ones written.
+            floods.append(run(scenario, target, tenants=tenants, workers=workers, on_tick=on_tick,
+                              probes=ep if freshness and r == rounds else None,
+                              label=f"round {r}/{rounds}, flood run" if plain is not None else ""))
     live = floods[-1]
     backend = backend_counts(ep, live, tenants) if count else {"measured": False, "reason": "--no-count"}
     rep = report_mod.build(live, scenario, ep.gateway, backend, limits,

@@ -77,6 +77,15 @@ def _quantiles(lat: list[float]) -> dict:
     return {name: _percentile(lat, q) for name, q in JUDGED}
 
 
+MIN_ROUNDS = 3  # rounds (baseline and flood run each) before a latency verdict is given
+
+
+def round_order(r: int) -> tuple[str, str]:
+    """Which run of round ``r`` (from 1) goes first: alternating, so that neither side
+    always runs on a stack the other has just warmed up (or loaded)."""
+    return ("baseline", "flood") if r % 2 else ("flood", "baseline")
+
+
 def change_intervals(base_runs: list[list[float]], flood_runs: list[list[float]], seed: int = 0) -> dict:
     """For each judged percentile, a bootstrap confidence interval (percentile method,
     ``CONFIDENCE``) for its relative change from the baseline runs to the flood runs.
@@ -192,6 +201,13 @@ def compare(baselines: list, floods: list, scenario: Scenario, limits: dict | No
         out["judged"][f"latency {metric}"] = {"change": round((y - x) / x, 4) if x and y is not None else None,
                                              "interval": intervals[metric],
                                              "verdict": verdict(intervals[metric], iso.tolerance)}
+    if out["rounds"] < MIN_ROUNDS:
+        # One or two rounds say nothing about how the flood's effect varies from run to run
+        # (simulated, one round's interval covered the true change 38-65% of the time).
+        for name, j in out["judged"].items():
+            if name.startswith("latency"):
+                j["verdict"] = "inconclusive"
+        out["too_few_rounds"] = True
     verdicts = {j["verdict"] for j in out["judged"].values()}
     out["verdict"] = ("NOT within" if "NOT within" in verdicts else "inconclusive" if "inconclusive" in verdicts
                       else "within")

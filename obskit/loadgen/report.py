@@ -397,7 +397,8 @@ def isolation_lines(iso: dict | None) -> list[str]:
 
     kind = "at their limits" if iso["baseline"] == "at_limit" else "absent"
     lines = [f"isolation: {iso['tenant']} over {a:g}-{b:g} s of {iso['rounds']} flood runs ({neighbours(runs['flood'])}) "
-             f"against the same seconds of {iso['rounds']} runs without the flood, alternating (neighbours {kind}: "
+             f"against the same seconds of {iso['rounds']} runs without the flood, the two alternating which "
+             f"runs first (neighbours {kind}: "
              f"{neighbours(runs['baseline'])})"]
     fmt = lambda v: "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}")  # noqa: E731
     for signal in sorted(runs["flood"]["signals"]):
@@ -423,5 +424,8 @@ def isolation_lines(iso: dict | None) -> list[str]:
     why = {"within": "", "NOT within": "",
            "inconclusive": ": the interval straddles the tolerance (too few requests or rounds to tell; raise "
                            "--duration or isolation.rounds)"}[verdict]
+    if iso.get("too_few_rounds"):
+        why = (f": {iso['rounds']} round(s) cannot tell how the flood's effect varies between runs; a latency "
+               f"verdict needs isolation.rounds of at least 3")
     lines.append(f"  -> {verdict} {iso['tolerance']:.0%}{why} (a lower latency or a higher rate is no harm)")
     return lines
