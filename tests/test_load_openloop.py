@@ -589,3 +589,29 @@ def test_a_shorter_duration_keeps_the_isolation_window_in_its_place():
     sc = with_duration(load_scenario("noisy-neighbour"), "12s")
     assert sc.duration_s == 12 and sc.isolation.window_s() == (2.0, 12.0)  # 5-30 s of 30 s
     assert with_duration(load_scenario("steady"), "5s").duration_s == 5
+
+
+def test_partial_success_messages_are_classified_by_cause_not_printed_as_blocks():
+    """Mimir's out-of-order answers (one long message each) are one explained line in the
+    summary, not blocks of text next to 'rejected 0'."""
+    sc = scenario()
+    live = Live(started=0, duration=3)
+    live.run_id, live.workers, live.lost_workers = "r", 1, 0
+    mimir = ("failed pushing to ingester mimir-2: user=apps: the sample has been rejected because another sample with "
+             "a more recent timestamp has already been ingested and out-of-order samples are not allowed "
+             "(err-mimir-sample-out-of-order). The affected sample has timestamp 2026-01-01T00:00:00Z and is from "
+             "series loadgen_value{job=\"x\"}\nsecond line\nthird line")
+    bucket = {"target": 100, "offered": 100, "not_sent": 0, "accepted": 100, "rejected": 0, "failed": 0,
+              "retries": 0, "requests": 3, "latency_ms": [5.0]}
+    live.absorb(0, {"t/metrics": {"totals": {"target": 100, "offered": 100, "accepted": 100, "failed": 0, "retries": 0,
+                                             "requests": 3, "not_sent": {}, "rejected": {}, "responses": {"200": 3},
+                                             "messages": {mimir: 2, mimir.replace("mimir-2", "mimir-1"): 1},
+                                             "bytes_raw": 1, "bytes_sent": 1, "gzip_sample": [0, 0], "lanes": 1},
+                                  "seconds": {0: bucket}, "latency_hist": None, "service_hist": None}})
+    report = report_mod.build(live, sc, "x", None)
+    by_cause = report["totals"]["t/metrics"]["partial_success"]["by_cause"]
+    assert set(by_cause) == {"out-of-order samples"} and by_cause["out-of-order samples"]["answers"] == 3
+    text = report_mod.summary(report)
+    lines = [line for line in text.splitlines() if "partial_success" in line]
+    assert len(lines) == 1 and "out-of-order samples: 3 answer(s), 0 record(s) rejected" in lines[0]
+    assert "second line" not in text and "err-mimir-sample-out-of-order" not in text

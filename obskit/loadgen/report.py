@@ -34,6 +34,38 @@ def hist_summary(hist) -> dict:
     return out
 
 
+# What an OTLP partial_success message is about, and what it means for the run.
+PARTIAL_CAUSES = (
+    ("out-of-order samples", r"out.of.order|too old|out of bounds|older than|duplicate sample",
+     "samples older than the newest Mimir holds for their series (a resent batch it had already stored); "
+     "Mimir dropped those samples, which the run's accepted count already excludes"),
+    ("series limit", r"series limit|max.?series|per.user series",
+     "the tenant's active-series limit: new series were refused"),
+    ("rate limit", r"ingestion rate|rate limit|rate_limited",
+     "the tenant's ingestion rate limit: records were refused"),
+    ("too large", r"too large|max.?size|exceeds",
+     "a record, label or line over a size limit: refused"),
+)
+
+
+def partial_cause(message: str) -> str:
+    import re
+
+    for cause, pattern, _ in PARTIAL_CAUSES:
+        if re.search(pattern, message, re.IGNORECASE):
+            return cause
+    return "other"
+
+
+def _by_cause(messages: dict[str, int]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for message, n in messages.items():
+        c = out.setdefault(partial_cause(message), {"answers": 0, "example": message.strip().splitlines()[0][:160]
+                                                    if message.strip() else ""})
+        c["answers"] += n
+    return out
+
+
 def _signal(key: str) -> str:
     return key.split("/", 1)[1]
 
@@ -76,7 +108,8 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
             "accepted": t["accepted"], "rejected": t["rejected"], "rejected_total": rejected, "failed": t["failed"],
             "retries": t["retries"], "requests": t["requests"], "responses": t["responses"],
             "in_flight_limit": t["lanes"],
-            "partial_success": {"rejected": t["rejected"].get("partial_success", 0), "messages": t["messages"]},
+            "partial_success": {"rejected": t["rejected"].get("partial_success", 0), "messages": t["messages"],
+                                "by_cause": _by_cause(t["messages"])},
             "balanced": (not live.lost_workers and planned == t["target"] == t["offered"] + not_sent
                          and t["offered"] == t["accepted"] + rejected + t["failed"] and per_second_ok),
             "per_s": {k: round(t[k] / duration, 1) for k in ("target", "offered", "accepted")},
@@ -350,8 +383,13 @@ def summary(report: dict) -> str:
         if t["bytes"]["gzip_ratio"]:
             detail.append(f"{t['bytes']['per_item']} bytes/item, gzip ratio {t['bytes']['gzip_ratio']}x")
         lines.append(f"{'':<18}" + "; ".join(detail))
-        for message, n in t["partial_success"]["messages"].items():
-            lines.append(f"{'':<18}partial_success ({n}x): {message}")
+        explain = {cause: text for cause, _, text in PARTIAL_CAUSES}
+        by_cause = t["partial_success"].get("by_cause") or _by_cause(t["partial_success"]["messages"])
+        for cause, c in sorted(by_cause.items()):
+            what = explain.get(cause, "see report.json for the full messages")
+            lines.append(f"{'':<18}partial_success, {cause}: {c['answers']} answer(s), "
+                         f"{t['partial_success']['rejected']:,} record(s) rejected in all; {what}"
+                         + (f' (e.g. "{c["example"]}")' if cause == "other" else ""))
     if report.get("lost_workers"):
         unknown = sum(t.get("unknown", 0) for t in report["totals"].values())
         lines.append(f"LOST {report['lost_workers']} of {report['workers']} sending processes (died without a final "
