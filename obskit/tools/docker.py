@@ -84,6 +84,12 @@ def pinned(image: str) -> str:
     inspected = call(lambda: docker.image.inspect(image), error=ImageError)
     ref = digest_for(image, list(inspected.repo_digests or []))
     if ref is None:
+        # Here, but never pulled from its own registry (built or loaded on this machine):
+        # only its registry (or the mirror standing in for it) knows its digest.
+        call(lambda: docker.image.pull(image, quiet=True), error=ImageError)
+        inspected = call(lambda: docker.image.inspect(image), error=ImageError)
+        ref = digest_for(image, list(inspected.repo_digests or []))
+    if ref is None:
         raise ImageError("docker", ["docker", "image", "inspect", image], 1,
                          f"{image} has no registry digest for its own repository "
                          f"(known: {', '.join(inspected.repo_digests or []) or 'none'})",

@@ -40,16 +40,19 @@ find_program() {  # first of NAMES on PATH, in .ci-bin, or in OBSKIT_PROGRAM_DIR
     return 0
 }
 
+BASE_PACKAGES="ca-certificates,curl,gettext-base,procps,wget"
+
 rootfs() {  # rootfs NAME PACKAGES...: a Debian tree (debootstrap base plus packages), as a tar
     local name="$1"; shift
-    local tar="$CACHE/rootfs/$name.tar" key="$SUITE $MIRROR $*"
+    local tar="$CACHE/rootfs/$name.tar" key="$SUITE $MIRROR $BASE_PACKAGES $*"
     if [ -f "$tar" ] && [ "$(cat "$tar.key" 2>/dev/null)" = "$key" ]; then echo "$tar"; return; fi
     mkdir -p "$CACHE/rootfs"
-    local base="$CACHE/rootfs/base-$SUITE"
+    local base
+    base="$CACHE/rootfs/base-$SUITE-$(echo "$MIRROR $BASE_PACKAGES" | sha256sum | cut -c1-8)"
     if [ ! -f "$base/.complete" ]; then
         say "debootstrap $SUITE (minbase) into $base: a few minutes, once"
-        rm -rf "$base"
-        debootstrap --variant=minbase --include=ca-certificates,curl,gettext-base,procps \
+        rm -rf "$base" "$CACHE"/rootfs/base-"$SUITE"*
+        debootstrap --variant=minbase --include="$BASE_PACKAGES" \
             "$SUITE" "$base" "$MIRROR" >"$CACHE/rootfs/debootstrap.log" 2>&1 \
             || { tail -20 "$CACHE/rootfs/debootstrap.log" >&2; exit 1; }
         touch "$base/.complete"
@@ -163,6 +166,12 @@ if [ -n "$g" ] && [ -d "$ghome/conf" ] && [ -d "$ghome/public" ]; then
 else
     skipped+=("grafana (no grafana program with its conf/ and public/ folders)")
 fi
+
+# Keep the cache bounded: base trees and stand-ins that the current inputs no longer use.
+for old in $(docker images --format '{{.Repository}}:{{.Tag}}' 'obskit-standin/*'); do
+    case " $debian $nginx_base $postgres_base " in *" $old "*) ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
+done
+docker image prune --force >/dev/null 2>&1 || true
 
 for s in "${skipped[@]}"; do say "skipped: $s"; done
 say "ready: $(wc -l < "$CACHE/standins.built") images"
