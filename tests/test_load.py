@@ -184,7 +184,11 @@ def test_counts_429s_and_report_agree_exactly_with_the_sink_and_the_gateway(gate
     assert report["totals"]["apps/logs"]["latency_ms"]["p99"] is not None
     files = report_mod.write(report, tmp_path / "report")
     names = {p.name for p in files}
-    assert names == {"report.json", "throughput.png", "latency.png", "freshness.png"}
+    retried = any(t["retries"] for t in report["totals"].values())
+    assert names == {"report.json", "throughput.png", "latency.png", "freshness.png"} | ({"retries.png"} if retried else set())
+    # 429s per second, by cause, add up to the rejections the plot stacks
+    rows = [r for r in report["timeline"] if r["key"] == "sandbox/logs"]
+    assert sum(r["rejected_by"].get("429", 0) for r in rows) == report["totals"]["sandbox/logs"]["rejected"]["429"]
     for p in files:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -106,7 +106,7 @@ def test_the_in_flight_limit_is_split_over_the_workers():
 RETRY_AFTER, RETRIES, LANES = 0.3, 2, 2
 
 
-def test_against_a_sink_that_always_answers_429_target_offered_and_not_sent_are_exact(sink_factory):
+def test_against_a_sink_that_always_answers_429_target_offered_and_not_sent_are_exact(sink_factory, tmp_path):
     sink, target = sink_factory(status=429, retry_after=str(RETRY_AFTER))
     sc = scenario(retries=RETRIES, max_in_flight=LANES)
     live = run(sc, target, tenants=TENANTS)
@@ -152,8 +152,13 @@ def test_against_a_sink_that_always_answers_429_target_offered_and_not_sent_are_
     assert sum(r["target"] for r in rows) == 3000 and {r["t"] for r in rows} == {0, 1, 2}
     for r in rows:
         assert r["target"] == r["offered"] + r["not_sent"] and r["offered"] == r["rejected"]
+        assert r["rejected_by"] == ({"429": r["rejected"]} if r["rejected"] else {})  # by cause, per second
     text = report_mod.summary(report)
     assert "not sent" in text and NOT_SENT_BUSY in text
+    # Retries get a plot of their own (requests per second), not a second axis on the throughput plot.
+    pytest.importorskip("matplotlib")
+    written = {p.name for p in report_mod.write(report, tmp_path / "report")}
+    assert {"throughput.png", "latency.png", "retries.png"} <= written
 
 
 class VirtualClock:

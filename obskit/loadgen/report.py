@@ -48,6 +48,25 @@ PARTIAL_CAUSES = (
 )
 
 
+def _reject_cause(status: str) -> str:
+    """How the plots group a rejection: 429 (rate limited), 5xx (the stack failed),
+    partial_success (accepted in part), other 4xx."""
+    if status == "partial_success":
+        return "partial_success"
+    if status == "429":
+        return "429"
+    if status.startswith("5"):
+        return "5xx"
+    return "other 4xx"
+
+
+def _rejections(by_status: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for status, n in sorted(by_status.items()):
+        out[_reject_cause(status)] = out.get(_reject_cause(status), 0) + n
+    return out
+
+
 def partial_cause(message: str) -> str:
     import re
 
@@ -89,6 +108,7 @@ def build(live, scenario, target_label: str, backend: dict | None, limits: dict 
             rows.append({
                 "t": sec, "key": key, **{k: b[k] for k in ("target", "offered", "not_sent", "accepted", "rejected",
                                                           "failed", "retries", "requests")},
+                "rejected_by": _rejections(b.get("rejected_by", {})),
                 "p50_ms": percentile(b["latency_ms"], 50), "p99_ms": percentile(b["latency_ms"], 99),
                 "max_ms": max(b["latency_ms"]) if b["latency_ms"] else None,
             })
@@ -198,6 +218,9 @@ def write(report: dict, out_dir: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- plots
 
+REJECT_LAYERS = (("429", "rejected 429 (rate limited)", "#ef6c00"), ("5xx", "rejected 5xx", "#ad1457"),
+                 ("partial_success", "rejected in part (partial_success)", "#ffb300"),
+                 ("other 4xx", "rejected, other 4xx", "#8d6e63"))
 COLORS = {"accepted": "#2e7d32", "rejected": "#ef6c00", "failed": "#c62828", "not_sent": "#7e57c2",
           "target": "#212121", "offered": "#1565c0", "retries": "#6a1b9a",
           "p50": "#1565c0", "p99": "#ef6c00", "max": "#c62828"}
@@ -243,22 +266,32 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
             if not rows:
                 ax.text(0.5, 0.5, "nothing sent", ha="center", va="center", transform=ax.transAxes, color="grey")
                 continue
-            t = [r["t"] + 0.5 for r in rows]
-            layers = [(k, [r[k] for r in rows]) for k in ("accepted", "rejected", "failed", "not_sent")]
-            ax.stackplot(t, *[v for _, v in layers], colors=[COLORS[k] for k, _ in layers], alpha=0.55,
-                         labels=["accepted", "rejected", "failed", "not sent"], step=None)
+            # Per-second values drawn as steps (a step in the profile is a step, not a ramp);
+            # each second's value holds from its start to the next, the last one to its end.
+            t = [r["t"] for r in rows] + [rows[-1]["t"] + 1]
+            def step(values) -> list:
+                v = list(values)
+                return v + v[-1:]
+
+            layers = [("accepted", "accepted", COLORS["accepted"], [r["accepted"] for r in rows])]
+            for cause, label, color in REJECT_LAYERS:  # rejections by cause, not lumped together
+                values = [r.get("rejected_by", {}).get(cause, 0) for r in rows]
+                if any(values):
+                    layers.append((cause, label, color, values))
+            unknown = [r["rejected"] - sum(r.get("rejected_by", {}).values()) for r in rows]
+            if any(unknown):
+                layers.append(("rejected", "rejected", COLORS["rejected"], unknown))
+            layers += [("failed", "failed (no answer)", COLORS["failed"], [r["failed"] for r in rows]),
+                       ("not_sent", "not sent", COLORS["not_sent"], [r["not_sent"] for r in rows])]
+            ax.stackplot(t, *[step(v) for *_, v in layers], colors=[c for _, _, c, _ in layers], alpha=0.55,
+                         labels=[lbl for _, lbl, _, _ in layers], step="post")
             # offered solid, target dashed on top of it: where they agree, both still show
-            ax.plot(t, [r["offered"] for r in rows], color=COLORS["offered"], linewidth=2.4, label="offered")
-            ax.plot(t, [r["target"] for r in rows], color=COLORS["target"], linewidth=1.3, linestyle=(0, (4, 3)),
-                    label="target")
+            ax.step(t, step(r["offered"] for r in rows), where="post", color=COLORS["offered"], linewidth=2.4,
+                    label="offered")
+            ax.step(t, step(r["target"] for r in rows), where="post", color=COLORS["target"], linewidth=1.3,
+                    linestyle=(0, (4, 3)), label="target")
             ax.set_ylim(bottom=0)
             ax.set_xlim(0, report["duration_s"])
-            if any(r["retries"] for r in rows):
-                ax2 = ax.twinx()
-                ax2.plot(t, [r["retries"] for r in rows], color=COLORS["retries"], linestyle=":", linewidth=1.4)
-                ax2.set_ylabel("retried requests / s", color=COLORS["retries"])
-                ax2.set_ylim(bottom=0)
-                ax.plot([], [], color=COLORS["retries"], linestyle=":", label="retried requests (right axis)")
         axes[-1][0].set_xlabel("seconds into the run (by when items were due)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     for row in axes:
@@ -270,16 +303,41 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     _title_and_legend(fig, f"{name}: throughput (outcomes stacked: they add up to the target)", handles, labels)
     out.append(_save(fig, out_dir / "throughput.png"))
 
+    # Retries, in requests per second: a plot of their own, never a second axis in other units.
+    retried = {k: rows for k, rows in by_key.items() if any(r["retries"] for r in rows)}
+    if retried:
+        fig, ax = plt.subplots(figsize=(9.5, 3.4))
+        for key, rows in sorted(retried.items()):
+            t = [r["t"] for r in rows] + [rows[-1]["t"] + 1]
+            ax.step(t, [r["retries"] for r in rows] + [rows[-1]["retries"]], where="post", linewidth=1.8, label=key)
+        ax.set_ylabel("retried requests / s")
+        ax.set_xlabel("seconds into the run (by when items were due)")
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(0, report["duration_s"])
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        _title_and_legend(fig, f"{name}: retried requests", handles, labels)
+        out.append(_save(fig, out_dir / "retries.png"))
+
     # Latency: a panel per tenant; p50, p99 and max from when each batch was due.
     fig, axes = plt.subplots(1, len(tenants), figsize=(max(9.5, 6.5 * len(tenants)), 4.2), squeeze=False, sharey=True)
-    widths = {"max": 1.0, "p99": 2.2, "p50": 2.2}  # p99 drawn over a thin max: both show when they meet
+    # max drawn last, on top, thin and dotted with a mark each second: where it meets p99 both show.
+    widths = {"max": 1.2, "p99": 2.6, "p50": 2.2}
+    looks = {"max": {"zorder": 4, "marker": "o", "markersize": 2.5, "alpha": 0.9}, "p99": {"zorder": 3},
+             "p50": {"zorder": 3}}
     for j, tenant in enumerate(tenants):
         ax = axes[0][j]
         for signal, style in (("logs", "-"), ("metrics", "--")):
             rows = [r for r in by_key.get(f"{tenant}/{signal}", []) if r["p50_ms"] is not None]
-            for q in ("max", "p99", "p50"):
-                ax.plot([r["t"] + 0.5 for r in rows], [r[f"{q}_ms"] for r in rows], color=COLORS[q], linestyle=style,
-                        linewidth=widths[q], label=f"{signal} {q}")
+            for q in ("p50", "p99", "max"):
+                # each second's value held over that second (steps), its mark (max) in the middle
+                xs = [x for r in rows for x in (r["t"], r["t"] + 1)]
+                ys = [r[f"{q}_ms"] for r in rows for _ in (0, 1)]
+                ax.plot(xs, ys, color=COLORS[q], linestyle=":" if q == "max" else style, linewidth=widths[q],
+                        label=f"{signal} {q}", **{k: v for k, v in looks[q].items() if k not in ("marker", "markersize")})
+                if q == "max":
+                    ax.plot([r["t"] + 0.5 for r in rows], [r["max_ms"] for r in rows], linestyle="none",
+                            color=COLORS[q], **{k: v for k, v in looks[q].items() if k != "alpha"})
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(_ms))

@@ -118,6 +118,8 @@ class Live:
                 for k in COUNTS:
                     b[k] += delta[k]
                 b["latency_ms"].extend(delta["latency_ms"])
+                for cause, n in delta.get("rejected_by", {}).items():
+                    b["rejected_by"][cause] = b["rejected_by"].get(cause, 0) + n
             for name, into in (("latency_hist", self.latency), ("service_hist", self.service)):
                 if snap.get(name):
                     hist = into.get(key)

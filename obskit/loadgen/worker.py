@@ -93,7 +93,7 @@ COUNTS = ("target", "offered", "not_sent", "accepted", "rejected", "failed", "re
 
 
 def new_bucket() -> dict:
-    return {**{k: 0 for k in COUNTS}, "latency_ms": []}
+    return {**{k: 0 for k in COUNTS}, "latency_ms": [], "rejected_by": {}}
 
 
 @dataclass
@@ -441,6 +441,7 @@ class TaskSender:
             for status, k in (rejected or {}).items():
                 stats.rejected[status] = stats.rejected.get(status, 0) + k
                 b["rejected"] += k
+                b["rejected_by"][status] = b["rejected_by"].get(status, 0) + k
             stats.failed += failed
             b["failed"] += failed
             b["latency_ms"].append(round(latency_us / 1000, 3))
