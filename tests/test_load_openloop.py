@@ -620,3 +620,28 @@ def test_partial_success_messages_are_classified_by_cause_not_printed_as_blocks(
     lines = [line for line in text.splitlines() if "partial_success" in line]
     assert len(lines) == 1 and "out-of-order samples: 3 answer(s), 0 record(s) rejected" in lines[0]
     assert "second line" not in text and "err-mimir-sample-out-of-order" not in text
+
+
+def test_bodies_are_encoded_before_they_are_due_so_latency_measures_the_stack(sink_factory, monkeypatch):
+    """Encoding takes 40 ms of a 100 ms interval: with a sender free, every body is made
+    before its batch is due, so the time from due to answer holds no encoding."""
+    import threading
+
+    sink, target = sink_factory()
+    clock = VirtualClock()
+    sc = scenario(duration="1s", batch_logs=100, late_after="20ms", max_in_flight=16)  # more lanes than batches
+    (plan,) = plan_workers(sc, target, "r", 1, TENANTS, clock.now + 0.2)
+    stats = Stats()
+    sender = TaskSender(plan, plan.tasks[0], stats, threading.Event(), clock=clock)
+    encode = sender._encode
+    early: list[float] = []
+
+    def timed_encode(lane, n, due_rel):
+        early.append(plan.start_at + due_rel - clock.now)  # how long before its due time
+        clock.now += 0.04
+        return encode(lane, n, due_rel)
+
+    monkeypatch.setattr(sender, "_encode", timed_encode)
+    sender.run()
+    assert stats.offered == stats.target == 1000 and not stats.not_sent
+    assert len(early) == 10 and min(early) > 0
