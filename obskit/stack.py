@@ -214,6 +214,11 @@ def up(
     check_ports(project, env_name, running)
 
     built = build_images(project, env_name, render_state.files, on_progress=on_progress)
+    registry = compose_env(project, env_name).registry
+    if built and registry:
+        # As ECS runs them: pushed under ECR's repository names, run by registry digest.
+        built = push_images(project, env_name, built, registry, on_progress=on_progress)
+        stack.secrets.update({image_variable(c): ref for c, ref in built.items()})
     # Only images this engine lacks are pulled: a registry is never asked for one it has
     # (air-gapped machines, a mirror that lacks an image, images built here).
     stack.pull_missing(pulled_services(render_state.files) if built else None,
@@ -283,6 +288,28 @@ def build_images(project: Project, env_name: str, files: Files, *, on_progress=N
             on_progress(f"building {tag}", [])
         images.build(plan, env_dir, tag, platform=None)
     return used
+
+
+def image_variable(component: str) -> str:
+    """The compose variable that overrides a component image's reference."""
+    return f"OBSKIT_IMAGE_{component.upper()}"
+
+
+def push_images(project: Project, env_name: str, built: dict[str, str], registry: str, *,
+                on_progress=None) -> dict[str, str]:
+    """Push each built image to ``registry`` as ``<project>-<env>/<component>:<content tag>``
+    (the names ECR gets) and return component -> registry/repository@sha256:digest."""
+    from obskit import images
+    from obskit.tools import docker
+
+    out = {}
+    for component, local in sorted(built.items()):
+        tag = local.rsplit(":", 1)[1]
+        remote = f"{registry}/{images.repository_name(project.spec, env_name, component)}:{tag}"
+        if on_progress:
+            on_progress(f"pushing {remote}", [])
+        out[component] = docker.push_as(local, remote)
+    return out
 
 
 def unhealthy(states: list[ServiceState]) -> list[ServiceState]:

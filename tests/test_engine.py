@@ -84,3 +84,62 @@ def test_the_standin_refuses_a_missing_output_folder(gateway_service):
         assert 'open() "/etc/nginx/obskit/nginx.conf" failed' in logs, logs
     finally:
         c.remove()
+
+
+# --------------------------------------------------------------------------- the object store
+
+
+def _compose_run(project, *args: str, timeout: float = 300) -> str:
+    from obskit.stack import compose_project
+    from obskit.tools.compose import _run
+
+    stack = compose_project(project, "local", create_secrets=False)
+    with stack._command() as cmd:
+        return _run([*cmd, *args], timeout=timeout)
+
+
+@pytest.fixture
+def store_project(tmp_path):
+    engine_or_skip()
+    from obskit.spec.model import Images
+
+    for image in (Images().versitygw, Images().gateway):
+        image_or_skip(image)
+    resolved = load_spec(None, sets=[f"project=store-{tmp_path.name[-8:].lower().replace('_', '-')}"], environ={})
+    project = Project.of(resolved, root=tmp_path)
+    write_environment(render(resolved, "local"), project.env_dir("local"))
+    SecretStore(project.state_dir, "local").ensure(resolved.spec)
+    yield project
+    _compose_run(project, "down", "--volumes", "--remove-orphans")
+
+
+def test_the_bucket_job_makes_every_bucket_in_versitygw_and_runs_again(store_project):
+    """The default object store (versitygw's image) and the one bucket job (SigV4 PUTs with
+    curl in the gateway's image): every bucket made, and a second run finds them made."""
+    for _ in range(2):
+        out = _compose_run(store_project, "run", "--rm", "--pull", "never", "create-buckets")
+        assert out.count(": ready") == len(store_project.spec.object_store.buckets.model_dump()), out
+    logs = _compose_run(store_project, "logs", "--no-color", "object-store")
+    for bucket in store_project.spec.object_store.buckets.model_dump().values():
+        assert logs.count(f"| PUT | /{bucket} ") == 2, logs[-2000:]
+
+
+def test_the_bucket_job_fails_on_a_refusal(store_project):
+    """A signature the store refuses fails the job (and so `up`), naming the answer."""
+    from obskit.errors import ObskitError
+    from obskit.stack import compose_project
+    from obskit.tools.compose import _run
+
+    stack = compose_project(store_project, "local", create_secrets=False)
+    stack.secrets["OBSKIT_SECRET_OBJECT_STORE_SECRET_KEY"] = "not-the-key"
+    with stack._command() as cmd:
+        _run([*cmd, "up", "--detach", "--wait", "--wait-timeout", "120", "--pull", "never", "object-store"])
+    # The store keeps the real key; the job signs with another one.
+    good = compose_project(store_project, "local", create_secrets=False)
+    with good._command() as cmd:
+        _run([*cmd, "up", "--detach", "--force-recreate", "--wait", "--wait-timeout", "120", "--pull", "never",
+              "--no-deps", "object-store"])
+    with stack._command() as cmd:
+        with pytest.raises(ObskitError) as info:
+            _run([*cmd, "run", "--rm", "--pull", "never", "--no-deps", "create-buckets"])
+    assert "HTTP 403" in str(info.value), info.value

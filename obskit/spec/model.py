@@ -780,6 +780,14 @@ class ComposeEnvironment(Model):
             "images/<component>/Dockerfile, the same images and tags `obskit promote` pushes to ECR."
         ),
     )
+    registry: HostPort | None = Field(
+        None,
+        description=(
+            "With config_delivery image: a registry (host:port) the built images are pushed to, "
+            "under the repository names ECR gets; the stack then runs them by registry digest, as ECS "
+            "does. Unset: the images run from this engine by their content tags."
+        ),
+    )
 
 
 # The kernel hands out ephemeral ports in this range (Linux's default); a fixed port there

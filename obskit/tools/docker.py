@@ -47,6 +47,19 @@ def push(tag: str) -> None:
     call(lambda: docker.image.push(tag, quiet=True), error=ImageError)
 
 
+def push_as(local: str, remote: str) -> str:
+    """Tag ``local`` as ``remote`` (registry/repository:tag), push it, and return the
+    reference by the registry's digest (registry/repository@sha256:...)."""
+    docker = _docker()
+    call(lambda: docker.image.tag(local, remote), error=ImageError)
+    call(lambda: docker.image.push(remote, quiet=True), error=ImageError)
+    inspected = call(lambda: docker.image.inspect(remote), error=ImageError)
+    ref = digest_for(remote, list(inspected.repo_digests or []))
+    if ref is None:
+        raise ImageError("docker", ["docker", "push", remote], 1, f"{remote} was pushed but has no digest from its registry")
+    return ref
+
+
 def _repository(image: str) -> str:
     """The repository of a reference, as the engine lists it in RepoDigests: Docker Hub's
     names without ``docker.io/`` (and ``library/`` for official images), tag dropped."""

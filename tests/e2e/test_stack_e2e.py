@@ -7,6 +7,7 @@ Every test uses its own project name and free host ports, and always tears down.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -78,8 +79,17 @@ def test_lifecycle(project_dir):
         assert time.monotonic() < deadline, "the log line did not survive down/up"
         time.sleep(2)
 
+    # logs reads the containers' output through compose.
+    logs = obskit(project_dir, "logs", "gateway").stdout
+    assert "nginx" in logs or "GET" in logs, logs[-500:]
+
     obskit(project_dir, "down", "--volumes")
     assert json.loads(obskit(project_dir, "status", "--json").stdout) == []
+    # Nothing of the project is left: no container, network or volume.
+    label = f"label=com.docker.compose.project={project.project_name('local')}"
+    for kind in (["ps", "-aq"], ["network", "ls", "-q"], ["volume", "ls", "-q"]):
+        left = subprocess.run(["docker", *kind, "--filter", label], capture_output=True, text=True, check=True).stdout
+        assert left.strip() == "", (kind, left)
 
 
 def test_unhealthy_service_is_named_with_its_logs(project_dir):
