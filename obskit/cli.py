@@ -645,7 +645,7 @@ class _LoadProgress:
 @click.pass_obj
 def secrets_rotate(obj: Ctx, name: str, env_name: str, sets, as_json: bool) -> None:
     """Replace secret NAME of an AWS environment in SSM, and what derives from it (htpasswd,
-    the gateway certificate). The next `obskit promote --apply` redeploys the services that
+    the gateway certificate). The next `obskit promote --env NAME --apply` redeploys the services that
     read it and gives Aurora a rotated database password. Values are never printed."""
     from obskit.errors import UsageError
     from obskit.promote.secrets import rotate

@@ -134,9 +134,15 @@ class Scenario(_Model):
         seconds(self.freshness_every)
         seconds(self.late_after)
         if self.isolation is not None:
-            if self.isolation.tenant not in {t.tenant for t in self.tenants}:
-                raise PydanticCustomError("isolation", "isolation.tenant '{tenant}' is not one of the scenario's tenants",
-                                          {"tenant": self.isolation.tenant})
+            names = [t.tenant for t in self.tenants]
+            if self.isolation.tenant not in names:
+                listed = ", ".join("the default tenant (no tenant:)" if n is None else repr(n) for n in names)
+                quiet = "the default tenant (null)" if self.isolation.tenant is None else repr(self.isolation.tenant)
+                raise PydanticCustomError("isolation", "isolation.tenant: {quiet} is not one of the scenario's "
+                                          "tenants ({listed})", {"quiet": quiet, "listed": listed})
+            if len(names) < 2:
+                raise PydanticCustomError("isolation", "isolation needs a second tenant (the neighbour that floods) "
+                                          "besides the quiet one", {})
             a, b = self.isolation.window_s()
             if not 0 <= a < b <= self.duration_s:
                 raise PydanticCustomError("window", "isolation.window must lie within the run", {})
@@ -190,6 +196,9 @@ def load_scenario(name_or_path: str) -> Scenario:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise UsageError(f"{path}: {where}: {first['msg']}", hint="see load/README.md for the scenario format") from None
+        # The built-in scenarios ship with obskit (load/README.md does not): they show the format.
+        hint = (f"the built-in scenarios show the format: {scenario_dir()}/"
+                f"{{{','.join(available())}}}.yaml; every key is described in load/README.md of obskit's source")
+        raise UsageError(f"{path}: " + (f"{where}: " if where else "") + first["msg"], hint=hint) from None
     except (ValueError, yaml.YAMLError) as exc:
         raise UsageError(f"{path}: {exc}") from None
