@@ -452,7 +452,7 @@ def test_isolation_window_must_lie_within_the_run_and_name_a_tenant_of_the_scena
     two = [{"tenant": "t", "logs": [{"at": 0, "rate": 100}]}, {"tenant": "u", "logs": [{"at": 0, "rate": 100}]}]
     with pytest.raises(Exception, match="isolation.window must lie within the run"):
         scenario(isolation={"tenant": "t", "window": ["2s", "9s"]}, tenants=two)
-    with pytest.raises(Exception, match="isolation.tenant 'nope' is not one of the scenario's tenants"):
+    with pytest.raises(Exception, match="isolation.tenant: 'nope' is not one of the scenario's tenants"):
         scenario(isolation={"tenant": "nope", "window": ["0s", "1s"]}, tenants=two)
     with pytest.raises(Exception, match="isolation needs a second tenant"):
         scenario(isolation={"tenant": "t", "window": ["0s", "1s"]})
