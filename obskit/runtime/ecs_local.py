@@ -425,7 +425,8 @@ def build_images(plans: Mapping, env_dir: Path, registry: str, *, only: Iterable
             engine.pull(plan.base)
         except EngineApiError as exc:
             if not engine.exists("images", plan.base):
-                missing[component] = f"its base image {plan.base} is not on this engine and cannot be pulled ({exc.output.strip()[:200]})"
+                missing[component] = (f"its base image {plan.base} is neither on this engine nor in its registry "
+                                       "(or the registry mirror)")
                 continue
         images.build(plan, env_dir, uri, platform=None, on_line=say)
         say(f"pushing {uri}")
