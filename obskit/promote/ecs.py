@@ -61,7 +61,7 @@ def _probe(service: str, image: str, url: str, region: str, group: str) -> dict:
         "image": image,
         "essential": True,
         "entryPoint": ["/bin/sh", "-c"],
-        "command": ["trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+        "command": ["trap 'exit 0' TERM INT QUIT; while :; do sleep 3600 & wait $!; done"],
         "healthCheck": {"command": ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || exit 1"],
                         "interval": PROBE_INTERVAL, "timeout": 5, "retries": 3, "startPeriod": 60},
         "logConfiguration": _logs(region, group, "probe"),
