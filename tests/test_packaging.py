@@ -114,7 +114,7 @@ def test_plain_install_runs_every_documented_command(plain_install, tmp_path):
     ok("config", "show", "--json")
     proc = _run(plain_install, obskit, "check", "--json", cwd=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr  # 1 only when a tool found a problem: none may
-    results = {r["name"]: r["status"] for r in __import__("json").loads(proc.stdout)}
+    results = {r["name"]: r["status"] for r in __import__("json").loads(proc.stdout)["results"]}  # one object
     assert all(s in ("pass", "skip") for s in results.values()), results
     ok("alerts", "list")
     ok("parity", "local", "process")
