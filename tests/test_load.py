@@ -304,3 +304,25 @@ def test_obskit_load_runs_the_rounds_and_writes_the_flood_and_baseline_reports(l
     assert plain["scenario"] == "isolation-test-baseline" and plain["isolation"] is None or plain["isolation"]
     assert set(plain["totals"]["sandbox/logs"]["responses"]) == {"200"}
     assert "isolation: apps over 1-3 s of 2 flood runs" in report_mod.summary(result.report)
+
+
+def test_obskit_load_says_when_another_stack_answers(limited_gateway, tmp_path, monkeypatch):
+    """The gateway on the environment's port is not signed by its CA (another project's
+    stack holds the port): load says so before it sends anything."""
+    import dataclasses
+
+    import obskit.stack
+    from obskit import pki
+    from obskit.loadgen.api import load
+    from obskit.verify import GatewayUnreachable
+
+    env = limited_gateway
+    other = tmp_path / "other-ca.pem"
+    other.write_text(pki.new_ca("somebody else").cert_pem)
+    monkeypatch.setattr(obskit.stack, "endpoints",
+                        lambda project, name: dataclasses.replace(env["ep"], ca_file=str(other)))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GatewayUnreachable) as caught:
+        load(env["resolved"], "local", "steady", duration="1s", out=tmp_path / "out", count=False, freshness=False)
+    assert "another stack answers" in str(caught.value) and "`obskit status --env local`" in caught.value.hint
+    assert not (tmp_path / "out").exists()

@@ -96,6 +96,9 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
 
     project = Project.of(resolved)
     ep, _note = running_endpoints(project, env_name, endpoints(project, env_name))
+    from obskit.verify import ensure_gateway_answers
+
+    ensure_gateway_answers(ep, env_name=env_name)  # nothing there, or another stack: said at once
     try:
         preflight(ep)
     except CheckFailed as exc:
