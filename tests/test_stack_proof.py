@@ -11,6 +11,12 @@ design is listed in obskit/proof/empty_at_rest.yaml with a scenario; the test ru
 scenario and then expects data.
 
 A misspelt metric name is caught: see test_a_misspelt_metric_name_is_caught.
+
+Where Grafana is installed, the same stack also proves Grafana itself: its log has no
+provisioning error or warning, every dashboard panel query runs through Grafana's
+/api/ds/query as a viewer (the way a browser runs it), `obskit verify`'s Grafana checks
+pass, and HostCpuHigh goes Pending, Firing, notifies a local webhook and resolves under a
+CPU burner. Its `for` is shortened through the spec (--set), as a user would.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from obskit.checks import shipped_query_targets
 from obskit.proof import load_empty_at_rest
@@ -31,6 +38,7 @@ from obskit.render import render
 from obskit.spec.load import load_spec
 
 from conftest import require_tool
+from webhook_receiver import WebhookReceiver, alerts_named
 
 pytestmark = pytest.mark.binary
 
@@ -39,6 +47,24 @@ SETS = [
     "collector.scrape_interval=2s",
     "collector.batch_timeout=200ms",
 ]
+# HostCpuHigh (the default spec's first rule) shortened through the spec, and two webhook
+# contact points on a receiver the test runs: warnings go to one that answers 500 and then
+# (continue) to one that answers 200, so both "sent" and "failed" notifications happen.
+ALERT_FOR_SECONDS = 20
+
+
+def alert_sets(receiver: WebhookReceiver) -> list[str]:
+    return [
+        f"alerting.rules[0].for={ALERT_FOR_SECONDS}s",
+        "alerting.rules[0].interval=10s",
+        "alerting.contact_points=[{name: proof-hook, type: webhook, url: '%s'},"
+        " {name: proof-fail, type: webhook, url: '%s'}]" % (receiver.url("/hook"), receiver.url("/fail")),
+        "alerting.policy={receiver: proof-hook, group_wait: 1s, group_interval: 10s, repeat_interval: 1h,"
+        " routes: [{severity: [warning], receiver: proof-fail, continue: true},"
+        " {severity: [warning], receiver: proof-hook}]}",
+    ]
+
+
 # Grafana's interval variables, as a dashboard over the last few minutes fills them in.
 GRAFANA_VARS = {"__rate_interval": "1m", "__auto": "1m", "__interval": "15s", "__range": "5m"}
 
@@ -161,19 +187,21 @@ def proof_stack():
         require_tool(tool, why)
     from obskit.testing import NoBinaries, start_process_stack
 
-    try:
-        stack = start_process_stack(sets=SETS)
-    except NoBinaries as exc:
-        pytest.skip(str(exc))
-    try:
-        otlp = f"http://127.0.0.1:{stack._runtime.processes.ports['otelcol']['http']}"
-        with Trickle(otlp, stack.endpoints) as trickle:
-            # Long enough for several scrapes and for 1-minute rate windows to hold two samples.
-            _wait_for_data(stack, timeout=120)
-            time.sleep(20)
-            yield stack, trickle
-    finally:
-        stack.close()
+    with WebhookReceiver() as receiver:
+        try:
+            stack = start_process_stack(sets=[*SETS, *alert_sets(receiver)])
+        except NoBinaries as exc:
+            pytest.skip(str(exc))
+        stack.receiver = receiver
+        try:
+            otlp = f"http://127.0.0.1:{stack._runtime.processes.ports['otelcol']['http']}"
+            with Trickle(otlp, stack.endpoints) as trickle:
+                # Long enough for several scrapes and for 1-minute rate windows to hold two samples.
+                _wait_for_data(stack, timeout=120)
+                time.sleep(20)
+                yield stack, trickle
+        finally:
+            stack.close()
 
 
 def _wait_for_data(stack, timeout: float) -> None:
@@ -187,7 +215,7 @@ def _wait_for_data(stack, timeout: float) -> None:
                 query_logs(ep, "ops", '{service_name="obskit-gateway"}', since_seconds=600)
             metrics = not ep.has_mimir or (
                 query_metrics(ep, ep.tenants[0], "http_server_request_duration_count")
-                and query_metrics(ep, "ops", 'up{job="otelcol"}'))
+                and query_metrics(ep, "ops", 'up{job=~"otelcol(-.+)?"}'))
             if logs and metrics:
                 return
         except Exception:  # noqa: BLE001 - still starting
@@ -267,7 +295,54 @@ def scenario_flood(stack) -> None:
 
 
 def scenario_collector_export_fail(stack) -> None:
+    """Exports the gateway or a backend refuses for good. Logs: lines too old for Loki
+    (400). Metrics: Mimir takes too-old samples as a partial success (the collector counts
+    nothing), so the collector is handed a metric export larger than the gateway accepts
+    in a body (client_max_body_size): 413, which it does not retry."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
     scenario_bad_push(stack)
+    port = stack._runtime.processes.ports["otelcol"]["http"]
+    limit = _size_bytes(stack.spec.gateway.client_max_body_size)
+
+    def big_request() -> bytes:
+        msg = ExportMetricsServiceRequest()
+        rm = msg.resource_metrics.add()
+        kv = rm.resource.attributes.add()
+        kv.key, kv.value.string_value = "service.name", "proof-too-big"
+        m = rm.scope_metrics.add().metrics.add()
+        m.name = "proof_too_big"
+        for i in range(9):  # random bytes: gzip cannot bring them under the limit
+            p = m.gauge.data_points.add()
+            p.time_unix_nano, p.as_double = time.time_ns(), float(i)
+            a = p.attributes.add()
+            a.key, a.value.bytes_value = "blob", os.urandom(limit // 8)
+        return msg.SerializeToString()
+
+    # One request of 9/8 of the limit: over it after gzip, under the receiver's own 20 MiB.
+    bodies = [big_request()]
+
+    def post(body: bytes) -> int:
+        return requests.post(f"http://127.0.0.1:{port}/v1/metrics", data=body,
+                             headers={"Content-Type": "application/x-protobuf"}, timeout=30).status_code
+
+    codes = [post(body) for body in bodies]
+    assert codes == [200], codes
+
+
+def _size_bytes(size: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    size = str(size).strip().lower()
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+def scenario_collector_queue_full(stack) -> None:
+    """Not run here: with the batch processor in front (200 ms), the exporter's queue of
+    5000 requests fills at about 5 requests a second while the gateway stalls; filling it
+    in a test needs the batch size at 1 and then drains for minutes through the writer's
+    rate limit, disturbing every other proof. Left open, said so."""
+    pytest.skip("scenario collector_queue_full is not run by this proof (see its docstring): "
+                "the enqueue-failure counters are not proven with data here")
 
 
 def scenario_object_store_errors(stack) -> None:
@@ -275,31 +350,60 @@ def scenario_object_store_errors(stack) -> None:
     import signal
 
     procs = stack._runtime.processes
-    state = procs._read_state()
-    pid = state["object-store"].pid
-    os.killpg(pid, signal.SIGSTOP)  # frozen: requests time out or are refused
+    running = procs._read_state()["object-store"]
+    group = running.group or running.pid  # the supervisor's process group holds the program
+    os.killpg(group, signal.SIGSTOP)  # frozen: requests time out or are refused
     try:
         time.sleep(25)
     finally:
-        os.killpg(pid, signal.SIGCONT)
+        os.killpg(group, signal.SIGCONT)
+
+
+class CpuBurner:
+    """One busy process per core, each ending by itself after `seconds` at the latest."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self):
+        code = f"import time\nt=time.time()+{self.seconds}\nwhile time.time()<t: pass"
+        self.procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 2)]
+        return self
+
+    def __exit__(self, *exc):
+        for b in self.procs:
+            b.kill()
+        for b in self.procs:
+            b.wait()
 
 
 def scenario_cpu_burn(stack) -> None:
-    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()+40\nwhile time.time()<t: pass"])
-               for _ in range(os.cpu_count() or 2)]
-    try:
+    with CpuBurner(40):
         time.sleep(20)
-    finally:
-        for b in burners:
-            b.kill()
+
+
+def scenario_alert_firing(stack) -> None:
+    """HostCpuHigh fires under a CPU burner; Grafana notifies both webhook contact points
+    (one answers 500, so a delivery also fails)."""
+    if not stack.endpoints.has_grafana:
+        return
+    receiver = stack.receiver
+    with CpuBurner(300):
+        sent = receiver.wait_for(lambda d: d.path == "/hook" and alerts_named(d, "HostCpuHigh", "firing"), 240)
+        failed = receiver.wait_for(lambda d: d.path == "/fail" and alerts_named(d, "HostCpuHigh", "firing"), 30)
+    assert sent and failed, "HostCpuHigh did not notify both webhook contact points under a CPU burner"
+    time.sleep(15)  # the failing delivery gives up after its retries (group_interval)
 
 
 SCENARIO_RUNNERS = {
     "bad_push": scenario_bad_push,
     "flood": scenario_flood,
     "collector_export_fail": scenario_collector_export_fail,
+    "collector_queue_full": scenario_collector_queue_full,
     "object_store_errors": scenario_object_store_errors,
     "cpu_burn": scenario_cpu_burn,
+    "alert_firing": scenario_alert_firing,
 }
 _ran: set[str] = set()
 
@@ -354,9 +458,7 @@ def test_host_cpu_rule_goes_above_threshold_under_a_cpu_burner(proof_stack):
     if not stack.endpoints.has_mimir:
         pytest.skip("no mimir program is installed here, so the stack runs without Mimir")
     rule = next(q for q in SHIPPED if "rule 'HostCpuHigh'" in q.where)
-    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()+60\nwhile time.time()<t: pass"])
-               for _ in range(os.cpu_count() or 2)]
-    try:
+    with CpuBurner(60):
         deadline = time.monotonic() + 50
         best = 0.0
         while time.monotonic() < deadline:
@@ -366,9 +468,6 @@ def test_host_cpu_rule_goes_above_threshold_under_a_cpu_burner(proof_stack):
             if best > 0.8:
                 break
             time.sleep(2)
-    finally:
-        for b in burners:
-            b.kill()
     assert best > 0.8, f"HostCpuHigh's expression peaked at {best:.2f} under a CPU burner"
 
 
@@ -385,12 +484,210 @@ def test_a_misspelt_label_value_is_caught(proof_stack):
 
 def test_a_misspelt_metric_name_is_caught(proof_stack):
     """The proof fails on a name that does not exist: the same query with one letter off
-    returns nothing, so a panel or rule written that way would fail the proof above."""
+    returns nothing, so a panel or rule written that way would fail the proof above. The
+    query is one with a single collector metric and no `or` (in `A or B`, a misspelt B
+    still returns A's data, so such a query cannot show the check working)."""
     stack, _ = proof_stack
     if not stack.endpoints.has_mimir:
         pytest.skip("no mimir program is installed here, so the stack runs without Mimir")
-    q = next(q for q in SHIPPED if "otelcol_process_cpu_seconds" in q.expr)
+    q = next(q for q in SHIPPED if q.lang == "promql" and q.expr not in EMPTY_AT_REST
+             and not re.search(r"\bor\b", q.expr) and len(set(re.findall(r"\botelcol_\w+", q.expr))) == 1)
+    (name,) = set(re.findall(r"\botelcol_\w+", q.expr))
     assert _has_data(_eventually(stack, q, 30))
-    wrong = Shipped(q.where, q.lang, q.expr.replace("otelcol_process_cpu_seconds", "otelcol_process_cpu_seconds_total"),
-                    q.datasource)
-    assert not _has_data(run_query(stack, wrong))
+    wrong = Shipped(q.where, q.lang, q.expr.replace(name, name[:-1]), q.datasource)
+    assert not _has_data(run_query(stack, wrong)), wrong.expr
+
+
+# --------------------------------------------------------------------------- Grafana
+
+# Grafana's log lines (JSON, one a line) that count as a provisioning problem.
+PROVISIONING_LOGGERS = ("provisioning", "ngalert.provisioning", "datasources", "plugins.registration", "plugin.loader")
+BAD_LEVELS = {"warn", "warning", "eror", "error", "crit", "critical", "fatal"}
+
+
+def needs_grafana_program(stack) -> None:
+    if not stack.endpoints.has_grafana:
+        pytest.skip("no grafana program is installed here, so the stack runs without Grafana")
+
+
+def grafana_log_problems(lines: list[str]) -> list[str]:
+    """Error and warning lines from Grafana's provisioning (datasources, dashboards, alert
+    rules, contact points, policies, templates) and from loading the plugins they use."""
+    import json
+
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        level = str(entry.get("level", "")).lower()
+        logger = str(entry.get("logger", ""))
+        text = " ".join(str(v) for v in entry.values()).lower()
+        if level in BAD_LEVELS and (logger.startswith(PROVISIONING_LOGGERS) or "provision" in text):
+            found.append(line.strip())
+    return found
+
+
+def test_grafana_log_has_no_provisioning_error_or_warning(proof_stack):
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    log = stack._runtime.processes.log_path("grafana").read_text(errors="replace").splitlines()
+    assert any('"logger":"provisioning' in line or "provisioning" in line for line in log), \
+        "Grafana's log says nothing of provisioning: is this its log?"
+    assert grafana_log_problems(log) == []
+
+
+def test_the_grafana_log_check_catches_a_provisioning_warning():
+    line = ('{"level":"warn","logger":"provisioning.datasources","msg":"Not all datasources were provisioned",'
+            '"t":"2026-12-07T20:00:00Z"}')
+    other = '{"level":"warn","logger":"cleanup","msg":"unrelated","t":"2026-12-07T20:00:00Z"}'
+    assert grafana_log_problems([line, other]) == [line]
+
+
+def _grafana(stack, user: tuple[str, str] | None = None) -> requests.Session:
+    s = stack.endpoints.session()
+    s.auth = user or stack.endpoints.grafana_admin
+    return s
+
+
+@pytest.fixture(scope="module")
+def viewer(proof_stack):
+    """A user with the Viewer role only, created through Grafana's admin API."""
+    import secrets
+
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    login, password = "proof-viewer", secrets.token_urlsafe(18)
+    r = _grafana(stack).post(f"{stack.endpoints.grafana}/api/admin/users",
+                             json={"name": login, "login": login, "password": password,
+                                   "email": "viewer@proof.invalid"}, timeout=15)
+    assert r.status_code == 200, r.text
+    r = _grafana(stack, (login, password)).get(f"{stack.endpoints.grafana}/api/user", timeout=15)
+    assert r.status_code == 200, r.text
+    orgs = _grafana(stack, (login, password)).get(f"{stack.endpoints.grafana}/api/user/orgs", timeout=15).json()
+    assert [o["role"] for o in orgs] == ["Viewer"], orgs
+    return login, password
+
+
+PANELS = [q for q in SHIPPED if q.where.startswith("configs/grafana/dashboards/") and " panel " in q.where]
+# A dashboard's datasource variable, as a browser fills it in on first load (the default).
+DATASOURCE_VARS = {"${metrics}": "obskit-apps-metrics", "${logs}": "obskit-apps-logs"}
+
+
+def ds_query(stack, user, q: Shipped, minutes: int = 10) -> requests.Response:
+    """The request Grafana's frontend makes for one panel target: /api/ds/query with the
+    panel's datasource uid. Dashboard variables are filled in as the browser does;
+    Grafana's own ($__rate_interval, $__interval, $__auto, $__range) are left to Grafana."""
+    uid = DATASOURCE_VARS.get(q.datasource, q.datasource)
+    expr = q.expr.replace("$${", "${")
+    for name in ("service_name", "__value.raw"):
+        expr = expr.replace("${" + name + "}", APP).replace("$" + name, APP)
+    now = int(time.time() * 1000)
+    query = {"refId": "A", "datasource": {"uid": uid}, "expr": expr, "intervalMs": 15000, "maxDataPoints": 300}
+    if q.lang == "promql":
+        query |= {"range": True, "instant": False}
+    else:
+        query |= {"queryType": "range", "maxLines": 100}
+    return _grafana(stack, user).post(f"{stack.endpoints.grafana}/api/ds/query",
+                                      json={"queries": [query], "from": str(now - minutes * 60_000), "to": str(now)},
+                                      timeout=60)
+
+
+def frames_have_data(body: dict) -> bool:
+    for result in (body.get("results") or {}).values():
+        for frame in result.get("frames") or []:
+            values = (frame.get("data") or {}).get("values") or []
+            if values and any(len(column) for column in values):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("q", PANELS, ids=[q.id for q in PANELS])
+def test_panel_query_through_grafana_as_a_viewer(proof_stack, viewer, q: Shipped):
+    """Each panel target through Grafana, as its viewer: the datasource's uid, auth, headers
+    and TLS to the gateway all take part. It returns data, or it is one of the expressions
+    empty at rest (obskit/proof/empty_at_rest.yaml), which the proof above has already made
+    return data by running its scenario (and then it must return data here too)."""
+    stack, _ = proof_stack
+    entry = EMPTY_AT_REST.get(q.expr)
+    deadline = time.monotonic() + (60 if entry is None else 30)
+    while True:
+        r = ds_query(stack, viewer, q)
+        assert r.status_code == 200, f"{q.where}: /api/ds/query answered {r.status_code}: {r.text[:500]}"
+        body = r.json()
+        errors = [res.get("error") for res in body.get("results", {}).values() if res.get("error")]
+        assert not errors, f"{q.where}: {errors}"
+        if frames_have_data(body) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    if entry is not None and entry["scenario"] not in _ran:
+        pytest.skip(f"empty at rest ({entry['reason']}); its scenario {entry['scenario']} has not run in this session")
+    assert frames_have_data(body), f"{q.where}: no data through Grafana for `{q.expr}`"
+
+
+def test_a_panel_query_with_a_wrong_datasource_uid_fails_through_grafana(proof_stack, viewer):
+    stack, _ = proof_stack
+    q = next(q for q in PANELS if q.lang == "promql" and q.expr not in EMPTY_AT_REST)
+    wrong = Shipped(q.where, q.lang, q.expr, q.datasource.replace("-metrics", "-metrix"))
+    r = ds_query(stack, viewer, wrong)
+    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    assert r.status_code != 200 or not frames_have_data(body)
+
+
+def test_obskit_verify_grafana_checks_run_for_real(proof_stack):
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    outcomes = stack.verify(["grafana_health", "grafana_datasources", "grafana_dashboards", "grafana_alerting"])
+    assert outcomes and all(o.ok for o in outcomes), [(o.name, o.ok, o.detail) for o in outcomes]
+
+
+def _rule_state(stack, name: str) -> str | None:
+    r = _grafana(stack).get(f"{stack.endpoints.grafana}/api/prometheus/grafana/api/v1/rules", timeout=15)
+    r.raise_for_status()
+    for group in r.json()["data"]["groups"]:
+        for rule in group["rules"]:
+            if rule["name"] == name:
+                return rule["state"]
+    return None
+
+
+def test_host_cpu_alert_goes_pending_firing_notifies_and_resolves(proof_stack):
+    """Under a CPU burner HostCpuHigh (for: shortened to 20 s through --set) goes Pending,
+    then Firing in Grafana; the webhook receives the notification with the rule's name,
+    labels, summary and runbook link; after the burner stops, a resolved notification."""
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    receiver = stack.receiver
+    # Start from Normal (an earlier scenario may have left it firing).
+    deadline = time.monotonic() + 180
+    while _rule_state(stack, "HostCpuHigh") != "inactive":
+        assert time.monotonic() < deadline, f"HostCpuHigh stays {_rule_state(stack, 'HostCpuHigh')} at rest"
+        time.sleep(2)
+    seen = len(receiver.deliveries)
+    states: dict[str, float] = {}
+    t0 = time.monotonic()
+    with CpuBurner(300):
+        while "firing" not in states and time.monotonic() - t0 < 240:
+            state = _rule_state(stack, "HostCpuHigh")
+            states.setdefault(state, time.monotonic() - t0)
+            time.sleep(1)
+        firing = receiver.wait_for(lambda d: receiver.deliveries.index(d) >= seen and d.path == "/hook"
+                                   and alerts_named(d, "HostCpuHigh", "firing"), 120)
+        stopped = time.monotonic()
+    assert "pending" in states and "firing" in states, f"states seen: {states}"
+    assert states["pending"] < states["firing"]
+    assert firing is not None, "no firing notification reached the webhook"
+    (alert,) = alerts_named(firing, "HostCpuHigh", "firing")
+    assert alert["labels"]["severity"] == "warning" and alert["labels"]["team"] == "platform"
+    assert alert["labels"]["grafana_folder"] == "obskit-platform"
+    assert alert["annotations"]["summary"] == "CPU use above 80% for 5 minutes"
+    assert alert["annotations"]["runbook_url"].endswith("/d/obskit-runbooks/runbooks?viewPanel=panel-1")
+    assert "Runbook: http" in firing.body["message"] and "/d/obskit-runbooks/runbooks?viewPanel=panel-1" in firing.body["message"]
+    assert "HostCpuHigh" in firing.body["title"] and firing.body["status"] == "firing"
+    resolved = receiver.wait_for(lambda d: d.at > stopped and d.path == "/hook"
+                                 and alerts_named(d, "HostCpuHigh", "resolved"), 240)
+    assert resolved is not None, "no resolved notification after the burner stopped"
+    print(f"\nHostCpuHigh (for {ALERT_FOR_SECONDS}s, interval 10s): pending after {states['pending']:.1f} s, "
+          f"firing after {states['firing']:.1f} s, notification after {firing.at - t0:.1f} s from burner start; "
+          f"resolved notification {resolved.at - stopped:.1f} s after the burner stopped")

@@ -19,6 +19,7 @@ SCENARIOS = frozenset({
     "bad_push",               # push what Loki or Mimir reject (too old, invalid labels)
     "gateway_5xx",            # a backend down behind the gateway
     "collector_export_fail",  # the collector cannot export
+    "collector_queue_full",   # an exporter's sending queue (5000 requests) overflows
     "object_store_errors",    # the S3 API stops
     "alert_firing",           # an alert fires
 })
