@@ -143,3 +143,27 @@ def test_the_bucket_job_fails_on_a_refusal(store_project):
         with pytest.raises(ObskitError) as info:
             _run([*cmd, "run", "--rm", "--pull", "never", "--no-deps", "create-buckets"])
     assert "HTTP 403" in str(info.value), info.value
+
+
+# --------------------------------------------------------------------------- pulls
+
+
+def test_up_pulls_only_what_is_missing_and_names_what_it_cannot_pull(store_project):
+    """Images the engine holds are never pulled (no registry is asked); one it lacks and
+    cannot pull is named, with what to do instead."""
+    from obskit.stack import compose_project
+    from obskit.tools.compose import ImageMissing
+
+    stack = compose_project(store_project, "local", create_secrets=False)
+    assert stack.pull_missing(["object-store", "create-buckets"]) == []
+    # A pin nobody serves: the mirror has no such tag and there is no other registry.
+    import yaml
+
+    path = store_project.compose_file("local")
+    doc = yaml.safe_load(path.read_text())
+    doc["services"]["object-store"]["image"] = "versity/versitygw:v0.0.0-obskit-absent"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ImageMissing) as info:
+        stack.pull_missing(["object-store"])
+    assert "versity/versitygw:v0.0.0-obskit-absent is not on this machine and could not be pulled" in info.value.message
+    assert "--images" in (info.value.hint or "")

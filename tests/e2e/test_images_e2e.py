@@ -55,3 +55,27 @@ def test_a_stack_from_the_images_passes_verify_and_a_second_up_recreates_nothing
     before = container_ids(project_dir)
     obskit(project_dir, "up", "--images", "--no-verify")  # images found by their content tags
     assert container_ids(project_dir) == before
+
+
+def test_images_pushed_to_a_registry_run_by_digest(project_dir):
+    """`up --images` with a registry: obskit's images go to the registry under the
+    repository names ECR gets, and the stack runs them by registry digest, as ECS does."""
+    import os
+    import subprocess
+
+    registry = os.environ.get("OBSKIT_ENGINE_REGISTRY")
+    if not registry:
+        pytest.skip("needs a registry to push to (OBSKIT_ENGINE_REGISTRY: `.ci/engine env` sets it)")
+    spec = project_dir / "obskit.yaml"
+    spec.write_text(spec.read_text() + f"    registry: {registry!r}\n")
+    up = json.loads(obskit(project_dir, "up", "--images", "--json").stdout)
+    assert up["verify"] and all(o["ok"] for o in up["verify"]), up["verify"]
+    project = Project.of(load_spec(spec, environ={}))
+    for component, ref in up["images"].items():
+        assert ref.startswith(f"{registry}/{project.spec.project}-local/{component}@sha256:"), ref
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project.project_name('local')}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    running = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", *ids],
+                             capture_output=True, text=True, check=True).stdout.split()
+    for ref in up["images"].values():
+        assert ref in running, (ref, running)
