@@ -258,3 +258,19 @@ def test_missing_tool_is_a_typed_error():
     with pytest.raises(ToolNotFound) as info:
         run(["obskit-no-such-tool-here", "--version"])
     assert info.value.exit_code == 4
+
+
+def test_image_builds_without_buildx_say_so_in_one_line(tmp_path, monkeypatch):
+    """Debian's docker has no buildx plugin; obskit's image builds need BuildKit (COPY
+    --chmod). The build stops before it starts, in one line with how to get buildx."""
+    from obskit.errors import ToolNotFound
+    from obskit.tools import docker as docker_tool
+
+    if shutil.which("docker") is None:
+        pytest.skip("needs a docker CLI")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-plugins"))  # no cli-plugins there
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ToolNotFound) as info:
+        docker_tool.build(tmp_path, "obskit-test/never:built")
+    assert "docker buildx" in info.value.message and "\n" not in info.value.message
+    assert "buildx" in (info.value.hint or "")
