@@ -95,7 +95,7 @@ def test_plain_install_runs_every_documented_command(plain_install, tmp_path):
     mods = ("obskit.cli", "obskit.verify", "obskit.promote.run", "obskit.loadgen.api", "obskit.loadgen.report",
             "obskit.testing", "obskit.pytest_plugin", "obskit.runtime.process",
             "opentelemetry.sdk._logs", "opentelemetry.exporter.otlp.proto.http._log_exporter",
-            "boto3", "moto.server", "matplotlib.pyplot", "testcontainers.core.container", "pytest")
+            "boto3", "moto.server", "matplotlib.pyplot", "pytest")
     proc = _run(plain_install, py, "-c", "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]",
                 *mods, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
