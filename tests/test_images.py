@@ -95,8 +95,10 @@ def test_image_delivery_names_the_tags_promote_pushes():
     ecs_images = {svc["component"]: json.loads(svc["container_definitions"])[0]["image"]
                   for svc in pushed["services"].values()}
     for service, component in COMPONENT_SERVICES.items():
+        # The content tag, unless `up --images` with a registry names the pushed digest.
         image = services[service]["image"]
-        assert image == local_image(resolved.spec, plans[component]), service
+        assert image == f"${{OBSKIT_IMAGE_{component.upper()}:-{local_image(resolved.spec, plans[component])}}}", service
+        image = local_image(resolved.spec, plans[component])
         # Same content tag locally and in ECR: the same Dockerfile over the same bytes.
         assert image.rsplit(":", 1)[1] == ecs_images[component].rsplit(":", 1)[1], service
         assert services[service]["build"] == {"context": "..", "dockerfile": f"images/{component}/Dockerfile"}
