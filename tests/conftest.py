@@ -136,3 +136,20 @@ def pytest_configure(config):
     env = {**os.environ, "OBSKIT_IN_NETNS": ns}
     sys.stdout.flush()
     os.execve(ip, [ip, "netns", "exec", ns, sys.executable, "-m", "pytest", *config.invocation_params.args], env)
+
+
+def host_network(command: list[str]) -> list[str]:
+    """``command`` run in the host's network namespace: inside the engine's namespace (see
+    pytest_configure) there is no route out, and a few tests need the package index
+    (building and installing obskit's wheel as a new user would)."""
+    handle = os.environ.get("OBSKIT_HOST_NET")  # `.ci/engine env` sets it
+    if os.environ.get("OBSKIT_IN_NETNS") and handle and os.geteuid() == 0 and shutil.which("nsenter"):
+        return ["nsenter", f"--net={handle}", *command]
+    return command
+
+
+@pytest.fixture
+def no_docker_engine(monkeypatch, tmp_path):
+    """No engine answers: the Docker client is pointed at a socket nobody serves, so the
+    no-engine paths are tested on machines (and CI) that have an engine too."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nobody.sock")

@@ -137,6 +137,7 @@ def test_image_delivery_compose_file_validates_with_a_complete_build_context(tmp
     assert pulled_services(render(resolved, "local")) == ["create-buckets", "object-store", "postgres", "readiness"]
 
 
+@pytest.mark.usefixtures("no_docker_engine")
 def test_up_with_images_needs_an_engine_and_says_so(run_obskit, tmp_path):
     result = run_obskit("up", "--images", "--no-verify")
     assert result.returncode == 3, result.stderr

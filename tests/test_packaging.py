@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import host_network
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory):
     pytest.importorskip("build", reason="the 'build' package is not installed")
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
+    proc = subprocess.run(host_network([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)]),
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0 and "No matching distribution found for hatchling" in proc.stdout + proc.stderr:
         pytest.skip("hatchling cannot be installed here (no package index)")
@@ -69,8 +71,8 @@ def plain_install(wheel, tmp_path_factory):
     env_dir = tmp_path_factory.mktemp("plain") / "venv"
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True,
-                          timeout=1200)
+    proc = subprocess.run(host_network([str(py), "-m", "pip", "install", "-q", str(wheel)]), capture_output=True,
+                          text=True, timeout=1200)
     if proc.returncode != 0 and ("No matching distribution" in proc.stderr or "Could not find a version" in proc.stderr
                                  or "NewConnectionError" in proc.stderr):
         pytest.skip("the package index cannot be reached: " + proc.stderr.strip().splitlines()[-1])

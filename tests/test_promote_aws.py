@@ -84,6 +84,7 @@ def test_ecr_credentials_for_docker_login(aws):
     assert registry.endswith(f".dkr.ecr.{REGION}.amazonaws.com") and user == "AWS" and password
 
 
+@pytest.mark.usefixtures("no_docker_engine")
 def test_push_goes_through_the_docker_chokepoint():
     """No engine here: the chokepoint reports the exact docker command and exit code 3."""
     from obskit.tools import docker
@@ -185,6 +186,7 @@ def test_wildcard_certificates_cover_one_level():
     assert covers("obs.example.com", "obs.example.com")
 
 
+@pytest.mark.usefixtures("no_docker_engine")
 def test_from_lines_are_pinned_by_digest_through_the_chokepoint():
     from obskit.tools import docker
 
@@ -266,6 +268,7 @@ def test_an_image_already_in_ecr_is_found_by_its_content_tag(aws):
     assert "RepositoryNotFoundException" in str(info.value) and info.value.exit_code == 4
 
 
+@pytest.mark.usefixtures("no_docker_engine")
 def test_local_image_lookup_goes_through_the_docker_chokepoint():
     """No engine here: asking whether a component image is built already is a typed error
     (exit 3), never a silent "no" that would rebuild and recreate containers."""
