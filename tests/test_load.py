@@ -314,7 +314,7 @@ def test_obskit_load_says_when_another_stack_answers(limited_gateway, tmp_path, 
     import obskit.stack
     from obskit import pki
     from obskit.loadgen.api import load
-    from obskit.verify import GatewayUnreachable
+    from obskit.loadgen.api import LoadError
 
     env = limited_gateway
     other = tmp_path / "other-ca.pem"
@@ -322,7 +322,8 @@ def test_obskit_load_says_when_another_stack_answers(limited_gateway, tmp_path, 
     monkeypatch.setattr(obskit.stack, "endpoints",
                         lambda project, name: dataclasses.replace(env["ep"], ca_file=str(other)))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(GatewayUnreachable) as caught:
+    with pytest.raises(LoadError) as caught:  # load's exit code 5: it could not reach this stack's gateway
         load(env["resolved"], "local", "steady", duration="1s", out=tmp_path / "out", count=False, freshness=False)
+    assert caught.value.exit_code == 5
     assert "another stack answers" in str(caught.value) and "`obskit status --env local`" in caught.value.hint
     assert not (tmp_path / "out").exists()

@@ -96,9 +96,12 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
 
     project = Project.of(resolved)
     ep, _note = running_endpoints(project, env_name, endpoints(project, env_name))
-    from obskit.verify import ensure_gateway_answers
+    from obskit.verify import GatewayUnreachable, ensure_gateway_answers
 
-    ensure_gateway_answers(ep, env_name=env_name)  # nothing there, or another stack: said at once
+    try:
+        ensure_gateway_answers(ep, env_name=env_name)  # nothing there, or another stack: said at once
+    except GatewayUnreachable as exc:  # load's own exit code for "could not reach the gateway" (5)
+        raise LoadError(exc.message, hint=exc.hint) from None
     try:
         preflight(ep)
     except CheckFailed as exc:
