@@ -103,7 +103,8 @@ def main() -> int:
     for service in sorted(per_service):
         values = [v for v in per_service[service] if v == v]
         med = f"{statistics.median(values):.1f}" if values else "n/a"
-        lines.append(f"| {service} | {med} | {', '.join(f'{v:.1f}' for v in per_service[service])} |")
+        rounds = ", ".join(f"{v:.1f}" for v in per_service[service] if v == v) or "n/a"
+        lines.append(f"| {service} | {med} | {rounds} |")
     lines += ["", "create-buckets is a one-shot job: its time is start to exit. Services without a "
               "healthcheck (the Mimir replicas, the collector) are probed by the readiness sidecar."]
     text = "\n".join(lines) + "\n"
