@@ -101,7 +101,7 @@ def load(resolved, env_name: str, scenario_name: str, *, duration: str | None = 
     try:
         ensure_gateway_answers(ep, env_name=env_name)  # nothing there, or another stack: said at once
     except GatewayUnreachable as exc:  # load's own exit code for "could not reach the gateway" (5)
-        raise LoadError(exc.message, hint=exc.hint) from None
+        raise LoadError(f"cannot load the stack through its gateway: {exc.message}", hint=exc.hint) from None
     try:
         preflight(ep)
     except CheckFailed as exc:
