@@ -133,6 +133,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
     services = bindings.services(spec, env_name)
 
     if isinstance(env, ComposeEnvironment):
+        comps = components(spec.grafana.sub_path)
         context = config_context(spec) | {
             "env_name": env_name,
             "env": env,
@@ -143,9 +144,9 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "config_hash": hashes,
             "project_name": f"{spec.project}-{env_name}",
             "store": spec.object_store,
-            "stop_grace": {name: c.stop_timeout for name, c in components(spec.grafana.sub_path).items()},
-            "image_env": {name: dict(c.image_env) for name, c in components(spec.grafana.sub_path).items()},
-            "scratch_dirs": {name: c.scratch_dirs for name, c in components(spec.grafana.sub_path).items()},
+            "stop_grace": {name: c.stop_timeout for name, c in comps.items()},
+            "image_env": {name: dict(c.image_env) for name, c in comps.items()},
+            "scratch_dirs": {name: c.scratch_dirs for name, c in comps.items()},
         }
         files |= _render_tree("compose", context, jenv)
 

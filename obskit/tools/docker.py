@@ -113,19 +113,13 @@ def pinned(image: str) -> str:
 def ensure_buildx() -> None:
     """Raise a one-line ToolNotFound unless ``docker buildx`` answers (image builds need
     BuildKit: the gateway's Dockerfile uses COPY --chmod)."""
-    import subprocess
+    from obskit.errors import ObskitError, ToolNotFound
+    from obskit.tools.run import run
 
-    from obskit.errors import ToolNotFound
-    from obskit.tools.run import which
-
-    docker = which("docker")
-    ok = False
-    if docker:
-        try:
-            ok = subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=30,
-                                stdin=subprocess.DEVNULL).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            ok = False
+    try:
+        ok = run(["docker", "buildx", "version"], error=ImageError, timeout=30, check=False).returncode == 0
+    except ObskitError:  # no docker at all, or it hung
+        ok = False
     if not ok:
         raise ToolNotFound("docker buildx", hint="obskit's image builds need the buildx plugin (BuildKit): install "
                            "Docker's docker-buildx-plugin, or `go install github.com/docker/buildx/cmd/buildx@v0.19.3` "
