@@ -276,8 +276,14 @@ def test_reads_spread_across_mimir_replicas_and_fail_over(gw):
 def test_access_log_is_json_with_tenant_route_status_and_no_secret(gw):
     call(gw, "GET", "/prometheus/api/v1/query?query=up", "apps-read")
     call(gw, "POST", "/loki/api/v1/push", "apps-read")
-    lines = gw["access_log"].read_text().splitlines()
-    entries = [json.loads(line) for line in lines]
+
+    def entries_now():
+        return [json.loads(line) for line in gw["access_log"].read_text().splitlines()]
+
+    # The log phase runs after the response is sent: wait for the last request's line.
+    wait_until("the denied push's access log line",
+               lambda: any(e["route"] == "loki_push" and e["user"] == "apps-read" for e in entries_now()), 10)
+    entries = entries_now()
     query = next(e for e in reversed(entries) if e["route"] == "mimir_query" and e["user"] == "apps-read")
     assert query["tenant"] == "apps" and query["status"] == 200 and query["method"] == "GET"
     assert query["path"] == "/prometheus/api/v1/query" and isinstance(query["request_time"], (int, float))
@@ -497,8 +503,13 @@ def test_a_clients_mistake_is_a_4xx_never_a_500(gw, name, request_bytes):
     status, data = raw(gw, request_bytes)
     assert 400 <= status < 500, (name, data[:300])
     assert status in (400, 405), (name, data[:300])
-    entries = [json.loads(line) for line in gw["access_log"].read_text().splitlines()[before:]]
-    assert entries and all(400 <= e["status"] < 500 for e in entries), entries
+    def entries():
+        return [json.loads(line) for line in gw["access_log"].read_text().splitlines()[before:]]
+
+    # nginx writes the access log line after it has closed the connection (log phase runs
+    # when the request is freed), so the line may land a moment after the client saw EOF.
+    wait_until(f"the access log line of {name!r}", lambda: entries(), 10)
+    assert all(400 <= e["status"] < 500 for e in entries()), entries()
     assert not any(s in data.decode("latin-1") for k, s in gw["plan"].secrets.items() if k.endswith("-password"))
     if status == 405:
         assert "CONNECT" not in re.search(rb"\r\nAllow: ([^\r]*)", data).group(1).decode()
