@@ -11,7 +11,12 @@
 #
 # An image is rebuilt only when its inputs change (a content hash over the stand-in folder,
 # the programs and the base, kept as a label). Each is also pushed to the local registry
-# under its upstream name, where dockerd's registry mirror serves it to a `pull`.
+# under its upstream name, where dockerd's registry mirror serves it to a `pull`; a quay.io
+# name (MinIO's) is pushed under that very name to the engine's quay.io registry (QUAY_CA:
+# its CA; inside the namespace quay.io is that registry, see .ci/engine).
+#
+# MinIO (AGPL) is built on the machine from its source at the pinned tag, never in this
+# repository: without a `minio` program its image is skipped.
 set -euo pipefail
 shopt -s inherit_errexit
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -128,6 +133,19 @@ stand() {
             docker rmi "$REGISTRY_ADDR/$m:$tag" >/dev/null
         fi
     fi
+    case "$image" in
+        quay.io/*)
+            local qrepo="${image#quay.io/}"
+            if [ -z "${QUAY_CA:-}" ] || [ -z "${NS:-}" ]; then
+                say "not pushing $image: no quay.io registry (QUAY_CA, NS)"
+            elif [ "$have" != "$hash" ] || ! ip netns exec "$NS" curl -fsS -o /dev/null --cacert "$QUAY_CA" \
+                    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+                    "https://quay.io/v2/${qrepo%:*}/manifests/${qrepo##*:}" 2>/dev/null; then
+                # dockerd resolves quay.io to the namespace's registry: nothing leaves the machine.
+                docker push -q "$image" >/dev/null
+            fi
+            ;;
+    esac
     echo "$image" >> "$CACHE/standins.built"
 }
 
@@ -143,6 +161,9 @@ stand "$(pin postgres)" "$here/postgres" "$postgres_base"
 
 vgw="$(find_program versitygw)"
 if [ -n "$vgw" ]; then stand "$(pin versitygw)" "$here/versitygw" "$debian" "$vgw"; else skipped+=("versitygw (no versitygw program)"); fi
+
+mn="$(find_program minio)"
+if [ -n "$mn" ]; then stand "$(pin minio)" "$here/minio" "$debian" "$(readlink -f "$mn")"; else skipped+=("minio (no minio program: build MinIO from its source at the pinned tag, outside this repository)"); fi
 
 col="$(find_program otelcol-obskit)"
 if [ -n "$col" ]; then stand "$(pin otelcol)" "$here/otelcol" "$debian" "$col"; else skipped+=("the collector (no otelcol-obskit program: collector/build.sh DIR)"); fi
