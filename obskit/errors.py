@@ -135,9 +135,9 @@ class ToolNotFound(ObskitError):
 
     exit_code = 4
 
-    def __init__(self, tool: str, *, hint: str | None = None) -> None:
+    def __init__(self, tool: str, *, hint: str | None = None, message: str | None = None) -> None:
         self.tool = tool
-        super().__init__(f"'{tool}' was not found on PATH", hint=hint)
+        super().__init__(message or f"'{tool}' was not found on PATH", hint=hint)
 
 
 class ToolError(ObskitError):
@@ -174,6 +174,11 @@ class NginxError(ToolError):
 
 class ComposeError(ToolError):
     pass
+
+
+class DockerError(ToolError):
+    """The Docker engine (its CLI or its API) refused or failed a call
+    (:mod:`obskit.tools.docker`)."""
 
 
 class TerraformError(ToolError):

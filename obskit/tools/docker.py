@@ -1,17 +1,38 @@
-"""The docker chokepoint for images: build, tag, push and registry login, through
-python-on-whales. Errors become DockerUnavailable (no engine) or ImageError with the
-command, exit code and output."""
+"""The docker chokepoint: every way obskit talks to a Docker engine, beside Compose
+(:mod:`obskit.tools.compose`).
+
+- images and volumes: build, tag, push, registry login, inspect, through python-on-whales;
+- the Engine API over the engine's unix socket (:class:`Engine`), for what the docker CLI
+  cannot say (the local ECS runner's exec-form health checks, see
+  :mod:`obskit.runtime.ecs_local`).
+
+Errors are typed: DockerUnavailable (exit 3) when no engine answers; otherwise a
+:class:`obskit.errors.DockerError` (exit 4) with the command, exit code (or HTTP status)
+and output: ImageError for the CLI's image and volume calls, EngineApiError for the API.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import socket
+import urllib.parse
 from pathlib import Path
+from typing import Iterable
 
-from obskit.errors import ToolError
+from obskit.errors import DockerError, DockerUnavailable, ObskitError
 from obskit.tools.compose import call
 
+API = "/v1.41"  # Docker 20.10 and later
 
-class ImageError(ToolError):
-    pass
+
+class ImageError(DockerError):
+    """A docker CLI call (image or volume) failed."""
+
+
+class EngineApiError(DockerError):
+    """The Docker Engine API answered with an error."""
 
 
 def _docker():
@@ -40,6 +61,17 @@ def image_exists(tag: str) -> bool:
     """Whether the local image store holds ``tag``."""
     docker = _docker()
     return call(lambda: docker.image.exists(tag), error=ImageError)
+
+
+def volume_created(name: str):
+    """When the engine made volume ``name`` (UTC datetime), or None when there is none."""
+    import datetime as dt
+
+    docker = _docker()
+    if not call(lambda: docker.volume.exists(name), error=ImageError):
+        return None
+    created = call(lambda: docker.volume.inspect(name), error=ImageError).created_at
+    return created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
 
 
 def push(tag: str) -> None:
@@ -124,3 +156,101 @@ def ensure_buildx() -> None:
         raise ToolNotFound("docker buildx", hint="obskit's image builds need the buildx plugin (BuildKit): install "
                            "Docker's docker-buildx-plugin, or `go install github.com/docker/buildx/cmd/buildx@v0.19.3` "
                            "and link it as ~/.docker/cli-plugins/docker-buildx")
+
+
+# --------------------------------------------------------------------------- the Engine API
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def engine_socket() -> str:
+    """The engine's unix socket, from DOCKER_HOST (Docker's default when unset)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        raise ObskitError(f"the local ECS runner talks to the engine on a unix socket; DOCKER_HOST is {host}",
+                          hint="point DOCKER_HOST at the engine's unix:// socket (`.ci/engine run` does)")
+    return host[len("unix://"):]
+
+
+class Engine:
+    """The Docker Engine API over its unix socket, one request at a time. An engine that
+    does not answer is DockerUnavailable; an error answer is EngineApiError."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or engine_socket()
+
+    def call(self, method: str, url: str, body: object = None, *, ok: Iterable[int] = (200, 201, 204),
+             timeout: float = 120, raw: bool = False):
+        conn = _UnixConnection(self.path, timeout)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            try:
+                conn.request(method, API + url, body=data, headers=headers)
+                answer = conn.getresponse()
+                payload = answer.read()
+            except OSError as exc:
+                raise DockerUnavailable(f"no Docker engine answers at {self.path}: {exc}",
+                                        hint="start one: `.ci/engine up`") from None
+        finally:
+            conn.close()
+        if answer.status not in set(ok):
+            raise EngineApiError("docker engine API", [method, url], answer.status, payload.decode(errors="replace"))
+        if raw:
+            return payload
+        return json.loads(payload) if payload.strip() else None
+
+    def exists(self, kind: str, name: str) -> bool:
+        try:
+            self.call("GET", f"/{kind}/{urllib.parse.quote(name, safe='')}/json")
+            return True
+        except EngineApiError as exc:
+            if exc.returncode == 404:
+                return False
+            raise
+
+    def pull(self, image: str) -> None:
+        """Pull ``image`` from its registry (the engine's mirror for Docker Hub names). The
+        answer is a stream of progress objects; an error arrives as one of them."""
+        ref, _, digest = image.partition("@")
+        name, tag = ref, "latest"
+        last = ref.rsplit("/", 1)[-1]
+        if ":" in last:
+            name, tag = ref.rsplit(":", 1)
+        query = urllib.parse.urlencode({"fromImage": name, "tag": digest or tag})
+        out = self.call("POST", f"/images/create?{query}", raw=True, timeout=600).decode(errors="replace")
+        for line in out.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if "error" in item:
+                raise EngineApiError("docker engine API", ["pull", image], 1, item["error"])
+
+    def logs(self, container: str, tail: int = 200) -> str:
+        """The container's stdout and stderr (the multiplexed stream, demultiplexed)."""
+        try:
+            data = self.call("GET", f"/containers/{container}/logs?stdout=1&stderr=1&tail={tail}", raw=True)
+        except EngineApiError:
+            return ""
+        out, i = [], 0
+        while i + 8 <= len(data):
+            size = int.from_bytes(data[i + 4:i + 8], "big")
+            out.append(data[i + 8:i + 8 + size])
+            i += 8 + size
+        return b"".join(out).decode(errors="replace")
+
+    def inspect(self, container: str) -> dict:
+        return self.call("GET", f"/containers/{container}/json")
+
+    def stats(self, container: str) -> dict:
+        return self.call("GET", f"/containers/{container}/stats?stream=false")
