@@ -229,18 +229,8 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
         tf.terraform(["apply", "-input=false", str(workdir.ecr_plan)], cwd=workdir.terraform, on_line=say)
         registry, user, password_ = cloud.ecr_credentials(env.region)
         docker.login(registry, user, password_)
-        for plan in plans.values():
-            uri = plan.uri(registry)
-            # The tag is a content hash in an immutable repository: if it is there, it is
-            # this image, and pushing it again would be refused.
-            if cloud.image_exists(env.region, plan.repository, plan.tag):
-                say(f"{uri} is already in ECR: not rebuilt")
-                continue
-            # The environment folder is the build context, as for compose's image delivery;
-            # FROM the pinned image by digest: the exact upstream bytes. ECS runs X86_64.
-            images.build(plan, project.env_dir(env_name), uri, platform="linux/amd64", on_line=say)
-            say(f"pushing {uri}")
-            docker.push(uri)
+        push_images(plans, project.env_dir(env_name), registry,
+                    exists=lambda plan: cloud.image_exists(env.region, plan.repository, plan.tag), on_line=say)
 
     args = ["plan", "-out", str(workdir.plan), *common]
     if mode == "plan":
@@ -274,6 +264,31 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
                           json.loads(tf.terraform(["output", "-json"], cwd=workdir.terraform)).items()}
         result.verify = _verify(project, env_name)
     return result
+
+
+def push_images(plans: dict, env_dir: Path, registry: str, *, exists: Callable[[object], bool],
+                on_line: Callable[[str], None] | None = None) -> list[str]:
+    """promote --apply's image step: build each component's image and push it to
+    ``registry`` (ECR's host; a test passes a local registry), unless ``exists`` says the
+    repository holds its tag already. Returns the URIs pushed."""
+    from obskit.tools import docker
+
+    say = on_line or (lambda line: None)
+    pushed = []
+    for plan in plans.values():
+        uri = plan.uri(registry)
+        # The tag is a content hash in an immutable repository: if it is there, it is
+        # this image, and pushing it again would be refused.
+        if exists(plan):
+            say(f"{uri} is already in ECR: not rebuilt")
+            continue
+        # The environment folder is the build context, as for compose's image delivery;
+        # FROM the pinned image by digest: the exact upstream bytes. ECS runs X86_64.
+        images.build(plan, env_dir, uri, platform="linux/amd64", on_line=say)
+        say(f"pushing {uri}")
+        docker.push(uri)
+        pushed.append(uri)
+    return pushed
 
 
 def _verify(project, env_name: str) -> list[dict]:
