@@ -5,14 +5,21 @@ down, and every accepted line must become queryable from the new Loki; the test
 measures how long after the old one stopped the last of them became visible, and how
 long writes were refused (both recorded in terraform/DESIGN.md).
 
-(Mimir's replacement needs a mimir program, which this machine cannot get; the same
-shape of test belongs here when one is present.)
+Mimir is replaced the same way, one replica of three, on real mimir with the rendered
+config and the process bindings, in the order the ECS services' deployment settings give
+(read from the rendered Terraform inputs): a sample is pushed every 100 ms and queried
+throughout; no sample accepted with a 2xx may be lost, and every one must come back from
+the queries afterwards. The refused pushes and the samples missing from queries during the
+replacement are measured and printed (recorded in load/bench/results/mimir_rolling.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import threading
 import time
 
@@ -143,3 +150,240 @@ def test_loki_replaced_as_ecs_does_loses_nothing_and_the_gap_is_measured(tmp_pat
         for proc in (new, old):
             if proc is not None:
                 proc.stop()
+
+
+# --------------------------------------------------------------------------- Mimir
+
+METRIC = "obskit_rolling_seq"
+
+
+def _mimir(name: str, config, env: dict, log_dir) -> Proc:
+    # As the process runtime starts a replica (the component's container command).
+    return Proc(name, ["mimir", f"-config.file={config}", "-config.expand-env=true", "-target=all"], env, log_dir)
+
+
+def _stop(proc: Proc, timeout: float = 120) -> None:
+    """SIGTERM and wait as long as ECS's stopTimeout (120 s): the flush must not be cut short."""
+    if proc.proc is None or proc.proc.poll() is not None:
+        return
+    os.killpg(proc.proc.pid, signal.SIGTERM)
+    try:
+        proc.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait()
+
+
+def _mimir_ready(base: str) -> bool:
+    return http_ok(f"{base}/ready")
+
+
+def _otlp(metric: str, seq: int) -> bytes:
+    """One gauge sample (value = its sequence number) as OTLP/JSON."""
+    point = {"timeUnixNano": str(time.time_ns()), "asDouble": float(seq)}
+    return json.dumps({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": JOB}}]},
+        "scopeMetrics": [{"metrics": [{"name": metric, "gauge": {"dataPoints": [point]}}]}]}]}).encode()
+
+
+def _mimir_visible(base: str, metric: str) -> set[int]:
+    r = requests.get(f"{base}/prometheus/api/v1/query", headers={"X-Scope-OrgID": TENANT}, timeout=10,
+                     params={"query": f"{metric}[2h]"})
+    r.raise_for_status()
+    return {int(float(v[1])) for series in r.json()["data"]["result"] for v in series["values"]}
+
+
+class MimirTraffic(threading.Thread):
+    """A sample every 100 ms to the replicas in turn (the gateway's round robin), and after
+    each push a query to the next replica in turn; records pushes refused and samples a
+    query missed that had been accepted before it was sent."""
+
+    def __init__(self, bases: list[str]) -> None:
+        super().__init__(daemon=True)
+        # Its own series: the S3 API outlives a test, and blocks of an earlier one stay in it.
+        self.metric = f"{METRIC}_{time.time_ns()}"
+        self.bases = list(bases)
+        self.accepted: list[tuple[int, float]] = []  # (seq, when)
+        self.refused: list[tuple[int, float, int, str]] = []
+        self.queries: list[tuple[float, int, int]] = []  # (when, accepted before, missing); missing -1: failed
+        self.query_errors: list[tuple[float, int, str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            seq += 1
+            bases = list(self.bases)
+            sent = time.monotonic()
+            if not bases:  # no task behind the name: the gateway answers 502
+                self.refused.append((seq, sent, 502, "no replica"))
+                self.stop.wait(0.1)
+                continue
+            try:
+                r = requests.post(f"{bases[seq % len(bases)]}/otlp/v1/metrics", data=_otlp(self.metric, seq), timeout=5,
+                                  headers={"Content-Type": "application/json", "X-Scope-OrgID": TENANT})
+                if 200 <= r.status_code < 300:
+                    self.accepted.append((seq, sent))
+                else:
+                    self.refused.append((seq, sent, r.status_code, r.text.strip()[:160]))
+            except requests.RequestException as exc:
+                self.refused.append((seq, sent, 0, str(exc)[:160]))
+            before = {s for s, _ in self.accepted}
+            asked = time.monotonic()
+            try:
+                missing = len(before - _mimir_visible(bases[(seq + 1) % len(bases)], self.metric))
+                self.queries.append((asked, len(before), missing))
+            except (requests.RequestException, ValueError) as exc:
+                code = getattr(getattr(exc, "response", None), "status_code", 0) or 0
+                self.query_errors.append((asked, code, str(exc)[:160]))
+            self.stop.wait(0.1)
+
+
+def _window(times: list[float]) -> float:
+    return max(times) - min(times) if times else 0.0
+
+
+def mimir_replacement(tmp_path, s3: dict, order: str, replaced: int = 1, wipe: bool = True, settle: float = 10) -> dict:
+    """Replace the first ``replaced`` Mimir replicas of three as an ECS deployment does (a
+    config change replaces every replica's service at once). ``order``: "start-first"
+    (deployment 100/200: the new task starts, the writer moves, the old one stops) or
+    "stop-first" (0/100: the old task stops, then the new one starts). Each new task has
+    its service's ring id, new ports and an empty disk; each old one stops with flush on
+    shutdown and (``wipe``) its disk is deleted. Returns what was measured."""
+    resolved = load_spec(None, environ={}, use_default_file=False)
+    write_environment(render(resolved, "local"), tmp_path / "env")
+    plan = loopback.plan(resolved.spec, tmp_path / "env", tmp_path / "stack", s3_endpoint=s3["endpoint"],
+                         s3_access_key=s3["access_key"], s3_secret_key=s3["secret_key"])
+    spare = loopback.plan(resolved.spec, tmp_path / "env", tmp_path / "new", s3_endpoint=s3["endpoint"],
+                          s3_access_key=s3["access_key"], s3_secret_key=s3["secret_key"])
+    replicas = plan.spec.mimir_replicas
+    config = plan.config("mimir", "mimir.yaml")
+    flush = {"MIMIR_FLUSH_ON_SHUTDOWN": "true"}  # the AWS binding: task storage dies with the task
+    envs = {r: {**plan.env[r], **flush} for r in replicas}
+    swap = replicas[:replaced]
+    joins = {k: v for k, v in envs[replicas[0]].items() if k.startswith("MIMIR_MEMBERLIST_JOIN_")}
+    # Same ring id as the task it replaces (its service's, as on ECS); every address it may join.
+    new_envs = {r: {**spare.env[r], **flush, "MIMIR_INSTANCE_ID": envs[r]["MIMIR_INSTANCE_ID"], **joins}
+                for r in swap}
+    if not wipe:  # the same disk (a process runtime's down/up)
+        for r in swap:
+            new_envs[r]["MIMIR_DATA_DIR"] = envs[r]["MIMIR_DATA_DIR"]
+    procs = {r: _mimir(r, config, envs[r], tmp_path) for r in replicas}
+    news = {r: _mimir(f"{r}-new", config, new_envs[r], tmp_path) for r in swap}
+    traffic = None
+    marks: dict[str, float] = {}
+    current = {r: plan.url(r) for r in replicas}
+    try:
+        for p in procs.values():
+            p.start()
+        for r in replicas:
+            wait_until(f"{r} /ready", lambda r=r: _mimir_ready(plan.url(r)), 180, list(procs.values()))
+        traffic = MimirTraffic(list(current.values()))
+        traffic.start()
+        wait_until("samples accepted before the deploy", lambda: len(traffic.accepted) >= 30, 120, list(procs.values()))
+        every = lambda: [*news.values(), *procs.values()]  # noqa: E731
+
+        def start_new() -> None:
+            marks["new_start"] = time.monotonic()
+            for p in news.values():
+                p.start()
+            for r in swap:
+                wait_until(f"the new {r} /ready", lambda r=r: _mimir_ready(spare.url(r)), 180,
+                           [p for p in every() if p.proc is not None and p not in (procs[x] for x in swap)])
+            marks["new_ready"] = time.monotonic()
+
+        def stop_old() -> None:
+            marks["old_stop"] = time.monotonic()
+            # SIGTERM, all at once as ECS stops a deployment's old tasks: each cuts its head into
+            # a block, ships it, leaves the rings.
+            threads = [threading.Thread(target=_stop, args=(procs[r],)) for r in swap]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            marks["old_stopped"] = time.monotonic()
+            if wipe:
+                for r in swap:  # the task's storage is gone
+                    shutil.rmtree(envs[r]["MIMIR_DATA_DIR"], ignore_errors=True)
+
+        def route(to_new: bool) -> None:
+            for r in swap:
+                if to_new:
+                    current[r] = spare.url(r)
+                else:
+                    current.pop(r, None)
+            traffic.bases = list(current.values()) or traffic.bases
+
+        if order == "start-first":
+            start_new()
+            route(True)  # the gateway resolves the name to the new task
+            stop_old()
+        else:
+            route(False)  # the old task is deregistered from the name as it stops
+            if not current:
+                traffic.bases = []
+            stop_old()
+            start_new()
+            route(True)
+        marks["switched"] = time.monotonic()
+        time.sleep(settle)
+        marks["traffic_stop"] = time.monotonic()
+        traffic.stop.set()
+        traffic.join(timeout=30)
+        accepted = {s for s, _ in traffic.accepted}
+        assert len(accepted) > 50
+        live = [*news.values(), *(procs[r] for r in replicas[replaced:])]
+        readers = list(current.values())
+        first_look = None
+        missing, deadline = accepted, time.monotonic() + 900
+        while time.monotonic() < deadline:
+            try:
+                missing = set()
+                for base in readers:
+                    missing |= accepted - _mimir_visible(base, traffic.metric)
+            except requests.RequestException:
+                missing = accepted
+            if first_look is None:
+                first_look = len(missing)
+            if not missing:
+                break
+            for p in live:
+                assert p.alive(), f"{p.name} exited:\n{p.tail()}"
+            time.sleep(2)
+        since = min(marks["old_stop"], marks["new_start"]) - 0.5
+        during = [q for q in traffic.queries if q[0] >= since]
+        result = {
+            "order": order,
+            "replaced": replaced,
+            "wipe": wipe,
+            "accepted": len(accepted),
+            "refused": len(traffic.refused),
+            "refused_window_s": round(_window([r[1] for r in traffic.refused]), 1),
+            "refused_statuses": sorted({r[2] for r in traffic.refused}),
+            "refused_examples": [r[2:] for r in traffic.refused[:2]],
+            "queries_during": len(during),
+            "queries_short": sum(1 for q in during if q[2] > 0),
+            "max_missing_during": max((q[2] for q in during), default=0),
+            "query_gap_window_s": round(_window([q[0] for q in during if q[2] > 0]), 1),
+            "query_errors": len(traffic.query_errors),
+            "query_error_examples": [e[1:] for e in traffic.query_errors[:2]],
+            "old_stop_s": round(marks["old_stopped"] - marks["old_stop"], 1),
+            "new_ready_s": round(marks["new_ready"] - marks["new_start"], 1),
+            "missing_after_traffic": first_look,
+            "all_visible_after_s": round(time.monotonic() - marks["traffic_stop"], 1),
+            "missing_at_end": sorted(missing)[:10],
+        }
+        print(f"\nMimir replacement: {json.dumps(result)}")
+        return result
+    finally:
+        if traffic is not None:
+            traffic.stop.set()
+        for p in [*news.values(), *procs.values()]:
+            _stop(p, 30)
+
+
+@pytest.mark.parametrize("order,replaced", [("start-first", 1), ("start-first", 3)])
+def test_mimir_replaced_as_ecs_does_loses_nothing_and_the_gap_is_measured(tmp_path, moto_s3, order, replaced):
+    require_tool("mimir", "build Mimir 3 to run the rolling replacement")
+    result = mimir_replacement(tmp_path, moto_s3, order, replaced)
+    assert not result["missing_at_end"], result
