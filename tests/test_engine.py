@@ -167,3 +167,84 @@ def test_up_pulls_only_what_is_missing_and_names_what_it_cannot_pull(store_proje
         stack.pull_missing(["object-store"])
     assert "versity/versitygw:v0.0.0-obskit-absent is not on this machine and could not be pulled" in info.value.message
     assert "--images" in (info.value.hint or "")
+
+
+# --------------------------------------------------------------------------- MinIO, from quay.io
+
+
+def _minio_image() -> str:
+    from obskit.spec.model import Images
+
+    engine_or_skip()
+    image = Images().minio
+    image_or_skip(image)
+    return image
+
+
+def test_the_pinned_minio_image_is_pulled_from_the_engines_quay_registry():
+    """dockerd mirrors only Docker Hub; quay.io names come from the engine's second registry,
+    which is quay.io inside its namespace (TLS with a local CA, verified here; dockerd counts
+    a registry on 127.0.0.0/8 as insecure). With the image removed from the engine, a pull of
+    the pinned name brings back the same image, by the digest that registry serves; a tag it
+    does not hold is not found (the namespace has no route out: nothing else is asked)."""
+    import json
+    import os
+
+    import requests
+
+    from obskit.tools.compose import image_present
+
+    from engine_support import docker
+
+    ca = os.environ.get("OBSKIT_ENGINE_QUAY_CA")
+    if not ca:
+        pytest.skip("needs .ci/engine's quay.io registry (OBSKIT_ENGINE_QUAY_CA: `.ci/engine env` sets it)")
+    image = _minio_image()
+    if docker("ps", "-aq", "--filter", f"ancestor={image}").stdout.split():
+        pytest.skip(f"{image} is in use by a container here: not removing it")
+    repo, tag = image.removeprefix("quay.io/").rsplit(":", 1)
+    before = docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+
+    docker("rmi", image)  # (if the pull below fails, `.ci/engine images` puts it back)
+    assert not image_present(image)
+    docker("pull", "-q", image)
+    inspected = json.loads(docker("image", "inspect", image).stdout)[0]
+    served = requests.get(f"https://quay.io/v2/{repo}/manifests/{tag}", verify=ca, timeout=10,
+                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    served.raise_for_status()
+    digest = served.headers["Docker-Content-Digest"]
+    assert inspected["Id"] == before
+    assert f"quay.io/{repo}@{digest}" in inspected["RepoDigests"], inspected["RepoDigests"]
+
+    absent = docker("pull", f"quay.io/{repo}:RELEASE.2000-01-01T00-00-00Z", check=False)
+    assert absent.returncode != 0 and "not found" in absent.stderr, absent.stderr
+
+
+def test_the_minio_standin_reads_its_credentials_from_docker_secrets(tmp_path):
+    """The official image's MINIO_ROOT_USER_FILE=access_key / MINIO_ROOT_PASSWORD_FILE=secret_key:
+    with no MINIO_ROOT_* variables, MinIO takes its root credentials from /run/secrets; the
+    health check's `mc ready local` waits for it; any other `mc` command is refused."""
+    from engine_support import Container, docker
+
+    image = _minio_image()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "access_key").write_text("obskit-test-user")
+    (secrets / "secret_key").write_text("obskit-test-password-1")
+    c = Container(["--mount", f"type=bind,source={secrets},target=/run/secrets,readonly=true",
+                   image, "server", "/data"])
+    try:
+        ready = docker("exec", c.name, "mc", "ready", "local", timeout=120)
+        assert "The cluster 'local' is ready" in ready.stdout
+
+        def list_buckets(user: str, password: str) -> str:
+            return docker("exec", c.name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                          "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{user}:{password}",
+                          "http://localhost:9000/").stdout
+
+        assert list_buckets("obskit-test-user", "obskit-test-password-1") == "200", c.logs()
+        assert list_buckets("minioadmin", "minioadmin") == "403"
+        other = docker("exec", c.name, "mc", "ls", "local", check=False)
+        assert other.returncode == 1 and "only `mc ready ALIAS` is implemented" in other.stderr
+    finally:
+        c.remove()
