@@ -329,7 +329,7 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         console.print(f"generated {len(result.secrets_created)} secret(s) in .obskit/secrets/ (0600)")
     for component, tag in result.images.items():
         console.print(f"{component} runs image {tag}")
-    changes = getattr(getattr(rt, "processes", None), "last_up", None)
+    changes = getattr(getattr(rt, "processes", None), "last_up", None) or result.changes
     if changes:
         console.print(_up_changes(changes))
     outcomes = []
@@ -342,7 +342,7 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         )
     if as_json:
         click.echo(json.dumps({"environment": env_name, "runtime": rt.kind, "urls": result.urls,
-                               "ca_file": str(result.ca_file), "images": result.images,
+                               "ca_file": str(result.ca_file), "images": result.images, "changes": changes or {},
                                "services": [s.__dict__ for s in result.services],
                                "verify": [o.to_json() for o in outcomes]}, indent=2, sort_keys=True, default=list))
     else:
@@ -396,9 +396,14 @@ def down(obj: Ctx, env_name: str | None, runtime: str | None, sets, volumes: boo
 @click.pass_obj
 def status(obj: Ctx, env_name: str | None, runtime: str | None, sets, as_json: bool) -> None:
     """Each service's state, health and published ports."""
-    _, rt = _runtime(obj, sets, env_name, runtime)
+    project, rt = _runtime(obj, sets, env_name, runtime)
     states = rt.status()
-    note = rt.processes.moved_note() if rt.kind == "process" else None
+    if rt.kind == "process":
+        note = rt.processes.moved_note()
+    else:
+        from obskit.stack import following
+
+        note = following(project, rt.env_name, states)[1]
     if note and not as_json:
         click.echo(f"note: {note}", err=True)
     if as_json:
@@ -510,7 +515,9 @@ def env_vars(obj: Ctx, env_name: str | None, runtime: str | None, tenant: str | 
     from obskit.runtime.process import running_endpoints
 
     name = runtimes.pick_environment(project, env_name, runtime)
-    ep, note = running_endpoints(project, name, stack.endpoints(project, name))
+    notes: list[str] = []  # a compose stack on other ports than the spec's
+    ep, note = running_endpoints(project, name, stack.endpoints(project, name, notes=notes))
+    note = note or next(iter(notes), None)
     if note:
         click.echo(f"note: {note}", err=True)
     tenant = tenant or ep.tenants[0]
@@ -827,7 +834,9 @@ def verify(obj: Ctx, env_name: str, sets, kinds: tuple[str, ...], as_json: bool)
     from obskit.runtime.process import running_endpoints
 
     project = _project(obj, sets)
-    ep, note = running_endpoints(project, env_name, stack.endpoints(project, env_name))
+    notes: list[str] = []  # a compose stack on other ports than the spec's
+    ep, note = running_endpoints(project, env_name, stack.endpoints(project, env_name, notes=notes))
+    note = note or next(iter(notes), None)
     if note:
         click.echo(f"note: {note}", err=True)
     echo = None if as_json else (lambda o: click.echo(

@@ -121,8 +121,133 @@ def check_ports(project: Project, env_name: str, running: set[str]) -> None:
         raise PortInUse(
             f"port {first.port} is already in use on {compose_env(project, env_name).bind_address} "
             f"(spec key {first.key}){others}",
-            hint=f"stop what holds it, or move it: obskit up --set {first.key}={_suggest(first.port)}",
+            hint=(f"stop what holds it, or move it in obskit.yaml: {first.key}: {_suggest(first.port)} "
+                  f"(a one-off `obskit up --env {env_name} --set {first.key}=...` works too: later commands "
+                  "follow the ports the running stack published)"),
         )
+
+
+# (service, container port) -> the spec's port key: what the compose file publishes.
+PUBLISHED = (("gateway", 8443, "gateway_https"), ("gateway", 8080, "gateway_http"),
+             ("otelcol", 4317, "otlp_grpc"), ("object-store", 9001, "object_store_console"))
+
+
+def running_ports(project: Project, env_name: str, states: list[ServiceState] | None = None) -> dict[str, int]:
+    """Spec port key -> the host port the running stack published it on (`compose ps`, or
+    ``states``). Empty when nothing runs, no engine answers, or it never came up here."""
+    if states is None:
+        values = SecretStore(project.state_dir, env_name).load()
+        if not values or not project.compose_file(env_name).is_file():
+            return {}
+        try:
+            states = _compose(project, env_name, values).ps()
+        except ObskitError:
+            return {}
+    by_service = {s.service: s for s in states if s.state == "running"}
+    out = {}
+    for service, target, key in PUBLISHED:
+        if service in by_service:
+            port = by_service[service].published(target)
+            if port:
+                out[key] = port
+    return out
+
+
+def following(project: Project, env_name: str,
+              states: list[ServiceState] | None = None) -> tuple[ComposeEnvironment, str | None]:
+    """The environment with the ports its running stack published (a one-off --set may have
+    moved them), for the commands that talk to it (status, verify, load, env-vars); with the
+    sentence that says they are not the spec's, or None."""
+    env = compose_env(project, env_name)
+    running = running_ports(project, env_name, states)
+    moved = {k: v for k, v in running.items() if getattr(env.ports, k) != v}
+    if not moved:
+        return env, None
+    env = env.model_copy(update={"ports": env.ports.model_copy(update=moved)})
+    spec_ports = compose_env(project, env_name).ports
+    listed = ", ".join(f"{k} {v} (spec: {getattr(spec_ports, k)})" for k, v in sorted(moved.items()))
+    keys = ", ".join(f"{k}: {v}" for k, v in sorted(moved.items()))
+    return env, (f"the '{env_name}' stack runs on other ports than the spec's (as its last `obskit up` was told): "
+                 f"{listed}; using its ports. Put `{keys}` under environments.{env_name}.ports in obskit.yaml "
+                 "to make them the default")
+
+
+# --------------------------------------------------------------------------- the database volume
+
+# pki.new_ca backdates a CA's notBefore by this much: the secret store was made that much later.
+CA_BACKDATE_SECONDS = 300
+# Allowed between the host's clock (the store) and the engine's (the volume).
+VOLUME_CLOCK_SLACK_SECONDS = 10
+
+
+class StaleVolume(ObskitError):
+    """Data volumes hold data another secret store made (exit 2: this machine's setup).
+    obskit never deletes them: the user decides."""
+
+    exit_code = 2
+
+
+def data_volumes(project: Project, env_name: str) -> dict[str, str]:
+    """The docker volumes of the rendered compose file: volume key -> the name compose gives
+    it (``<project name>_<key>``, the project name as compose normalises it)."""
+    import re
+
+    import yaml
+
+    doc = yaml.safe_load(project.compose_file(env_name).read_text())
+    prefix = re.sub(r"[^a-z0-9_-]", "", project.project_name(env_name).lower())
+    return {key: (spec or {}).get("name") or f"{prefix}_{key}" for key, spec in sorted((doc.get("volumes") or {}).items())
+            if not (spec or {}).get("external")}
+
+
+def store_born(values: dict):
+    """When the secret store was made (its CA's notBefore, which pki backdates), UTC."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(values["gateway-ca-cert"].encode())
+    return cert.not_valid_before_utc + dt.timedelta(seconds=CA_BACKDATE_SECONDS)
+
+
+def check_data_volumes(project: Project, env_name: str, values: dict) -> None:
+    """Refuse to start on data volumes older than this environment's secret store.
+
+    Postgres sets its password when it first starts on an empty volume, and never again; the
+    object store's buckets belong to the root key that made them. Volumes made before these
+    secrets (an earlier project of the same name, or a secret store that was deleted and
+    generated anew) hold another password and other owners: Grafana would fail with
+    `pq: password authentication failed`, the bucket job with BucketAlreadyExists. Volumes
+    ``up`` made with these secrets are younger than they are. Nothing is deleted here."""
+    import datetime as dt
+
+    from obskit.tools import docker
+
+    born = store_born(values)
+    oldest_allowed = born - dt.timedelta(seconds=VOLUME_CLOCK_SLACK_SECONDS)
+    created = docker.volumes_created(data_volumes(project, env_name).values())
+    stale = {name: when for name, when in sorted(created.items()) if when < oldest_allowed}
+    if not stale:
+        return
+    names = " ".join(stale)
+    first = min(stale.values())
+    store = SecretStore(project.state_dir, env_name).path
+    raise StaleVolume(
+        f"the data volumes {', '.join(stale)} were made before this environment's secrets "
+        f"(volumes from {first:%Y-%m-%d %H:%M:%S} UTC, secrets {born:%Y-%m-%d %H:%M:%S} UTC): an earlier project "
+        f"named '{project.spec.project}' (or a secret store since deleted) left them. Their Postgres password and "
+        "bucket owner are not this project's: Grafana would fail with `pq: password authentication failed`",
+        hint=(f"if their data is not needed: `docker volume rm {names}`, then `obskit up --env {env_name}` again; "
+              f"to keep it, put back the secret store that made it ({_display(store, project)}), "
+              "or give this project another name (spec key `project`)"),
+    )
+
+
+def _display(path: Path, project: Project) -> str:
+    try:
+        return str(path.relative_to(project.root))
+    except ValueError:
+        return str(path)
 
 
 def _suggest(port: int) -> int:
@@ -168,6 +293,8 @@ class UpResult:
     ca_file: Path
     outcomes: list = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # component -> local tag (image delivery)
+    # What this up did, in the process runtime's terms: kept, restarted, started, stopped.
+    changes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def write_ca(project: Project, env_name: str, values: dict) -> Path:
@@ -179,8 +306,10 @@ def write_ca(project: Project, env_name: str, values: dict) -> Path:
     return path
 
 
-def urls(project: Project, env_name: str) -> dict[str, str]:
-    env = compose_env(project, env_name)
+def urls(project: Project, env_name: str, states: list[ServiceState] | None = None) -> dict[str, str]:
+    """Where the stack answers: on the ports the running stack published (``states``, or
+    asked of compose), else the spec's."""
+    env = following(project, env_name, states)[0]
     base = f"https://{env.hostname}:{env.ports.gateway_https}"
     out = {
         "grafana": f"{base}{project.spec.grafana.sub_path}/",
@@ -210,8 +339,10 @@ def up(
     values, created = store.ensure(project.spec)
     ca = write_ca(project, env_name, values)
     stack = _compose(project, env_name, values)
-    running = {s.service for s in stack.ps() if s.state == "running"}
+    before = stack.ps()
+    running = {s.service for s in before if s.state == "running"}
     check_ports(project, env_name, running)
+    check_data_volumes(project, env_name, values)
 
     built = build_images(project, env_name, render_state.files, on_progress=on_progress)
     registry = compose_env(project, env_name).registry
@@ -221,8 +352,8 @@ def up(
         stack.secrets.update({image_variable(c): ref for c, ref in built.items()})
     # Only images this engine lacks are pulled: a registry is never asked for one it has
     # (air-gapped machines, a mirror that lacks an image, images built here).
-    stack.pull_missing(pulled_services(render_state.files) if built else None,
-                       on_pull=(lambda image: on_progress(f"pulling {image} (not on this machine)", []))
+    # Services built here (a `build:` section) are left out by pull_missing itself.
+    stack.pull_missing(on_pull=(lambda image: on_progress(f"pulling {image} (not on this machine)", []))
                        if on_progress else None)
 
     error: list[BaseException] = []
@@ -248,20 +379,38 @@ def up(
         if not failing and states and isinstance(error[0], ObskitError):
             # Some compose releases let `up --wait` fail on a one-shot job that exited 0;
             # every service is ready, so the stack is up.
-            return UpResult(render_state, created, states, urls(project, env_name), ca, images=built)
+            return UpResult(render_state, created, states, urls(project, env_name, states), ca, images=built,
+                            changes=up_changes(before, states))
         if not failing:
             raise error[0]
         raise StackUnhealthy(failure_report(stack, failing), failing=[s.service for s in failing],
-                             hint="fix the cause above, then `obskit up` again; `obskit logs SERVICE` shows more")
-    return UpResult(render_state, created, states, urls(project, env_name), ca, images=built)
+                             hint=f"fix the cause above, then `obskit up --env {env_name}` again; "
+                                  f"`obskit logs SERVICE --env {env_name}` shows more")
+    return UpResult(render_state, created, states, urls(project, env_name, states), ca, images=built,
+                    changes=up_changes(before, states))
 
 
-def pulled_services(files: Files) -> list[str]:
-    """With image delivery: the services whose images come from a registry."""
-    import yaml
-
-    doc = yaml.safe_load(files["compose/docker-compose.yaml"])
-    return sorted(name for name, svc in doc["services"].items() if "build" not in svc)
+def up_changes(before: list[ServiceState], after: list[ServiceState]) -> dict[str, list[str]]:
+    """What an up did, from `compose ps` before and after it, in the process runtime's
+    terms: ``kept`` (the same container, running before and after), ``restarted`` (running
+    before, a new container now: its configuration changed), ``started`` (not running
+    before), ``stopped`` (running before, no longer part of the stack). A one-shot job that
+    ran again in the same container is kept; in a new one, restarted."""
+    was = {s.service: s for s in before}
+    now = {s.service: s for s in after}
+    out: dict[str, list[str]] = {"kept": [], "restarted": [], "started": [], "stopped": []}
+    for name, s in sorted(now.items()):
+        old = was.get(name)
+        if old is None:
+            out["started"].append(name)
+        elif old.id and s.id and old.id != s.id:
+            out["restarted" if old.state == "running" or name in ONE_SHOT else "started"].append(name)
+        elif old.state == "running" or name in ONE_SHOT:
+            out["kept"].append(name)
+        else:
+            out["started"].append(name)
+    out["stopped"] = sorted(n for n, s in was.items() if n not in now and s.state == "running")
+    return out
 
 
 def build_images(project: Project, env_name: str, files: Files, *, on_progress=None) -> dict[str, str]:
@@ -349,6 +498,29 @@ def down(project: Project, env_name: str, *, volumes: bool = False) -> bool:
     return True
 
 
+def logs(project: Project, env_name: str, services: list[str] | None = None, *, tail: int = 200,
+         follow: bool = False):
+    """The stack's log text (follow: line by line). A stack that never ran here, or has no
+    container (it was brought down), is one UsageError, as in the process runtime: there
+    is nothing to show, and `compose logs --follow` would wait silently."""
+    compose_env(project, env_name)
+    ensure_engine()
+    hint = f"start it with `obskit up --env {env_name}`"
+    if not SecretStore(project.state_dir, env_name).load():
+        raise UsageError(f"the '{env_name}' stack never ran here: there are no logs yet", hint=hint)
+    ensure_rendered(project, env_name)
+    stack = compose_project(project, env_name, create_secrets=False)
+    states = stack.ps()
+    if not states:
+        raise UsageError(f"the '{env_name}' stack has no containers (it was brought down): there are no logs",
+                         hint=hint)
+    known = sorted(s.service for s in states)
+    unknown = [n for n in services or [] if n not in known]
+    if unknown:
+        raise UsageError(f"no service {unknown[0]} in environment '{env_name}'", hint="services: " + ", ".join(known))
+    yield from stack.logs(services, tail=tail, follow=follow)
+
+
 def status(project: Project, env_name: str) -> list[ServiceState]:
     compose_env(project, env_name)
     ensure_engine()
@@ -360,8 +532,10 @@ def status(project: Project, env_name: str) -> list[ServiceState]:
 # --------------------------------------------------------------------------- verify
 
 
-def endpoints(project: Project, env_name: str):
-    """How verify reaches an environment's stack, from the spec and the secret store."""
+def endpoints(project: Project, env_name: str, *, notes: list[str] | None = None):
+    """How verify reaches an environment's stack, from the spec and the secret store; a
+    running compose stack on the ports it published (``notes`` gets the sentence that says
+    they are not the spec's)."""
     from obskit.verify import Endpoints, provisioned_alerting, provisioned_uids
 
     env = project.resolved.environment(env_name)
@@ -377,6 +551,9 @@ def endpoints(project: Project, env_name: str):
     rules, contacts = provisioned_alerting(project.env_dir(env_name) / "configs")
     if isinstance(env, ComposeEnvironment):
         ca: str | None = str(write_ca(project, env_name, values))
+        env, note = following(project, env_name)
+        if note and notes is not None:
+            notes.append(note)
         base = f"https://{env.hostname}:{env.ports.gateway_https}"
     elif isinstance(env, ProcessEnvironment):
         ca = str(write_ca(project, env_name, values))

@@ -24,8 +24,10 @@ from obskit.stack import (
     check_ports,
     compose_project,
     ensure_rendered,
+    following,
     published_ports,
     unhealthy,
+    up_changes,
 )
 from obskit.tools.compose import ServiceState, parse_ps
 
@@ -203,6 +205,56 @@ def test_unhealthy_ignores_finished_one_shot_jobs():
     assert [s.service for s in bad] == ["loki", "mimir-1"]
     failed_job = ServiceState("create-buckets", "x", "exited", "", 1)
     assert unhealthy([failed_job]) == [failed_job]
+
+
+def _state(service, cid, state="running", ports=()):
+    return ServiceState(service, f"p-{service}-1", state, "", 0, tuple(ports), id=cid)
+
+
+def test_a_second_up_is_told_in_the_process_runtimes_terms():
+    """`compose ps` before and after an up: a new container id is a restart, the same one is
+    kept, a service that was not running is started, one that is gone is stopped. A one-shot
+    job that ran again in its own container is kept. (On the engine: tests/e2e.)"""
+    from obskit.cli import _up_changes
+
+    before = [_state("gateway", "g1"), _state("loki", "l1"), _state("create-buckets", "c1", "exited"),
+              _state("otelcol", "o1", "exited"), _state("old", "x1")]
+    after = [_state("gateway", "g1"), _state("loki", "l2"), _state("create-buckets", "c1", "exited"),
+             _state("otelcol", "o1"), _state("grafana", "n1")]
+    changes = up_changes(before, after)
+    assert changes == {"kept": ["create-buckets", "gateway"], "restarted": ["loki"],
+                       "started": ["grafana", "otelcol"], "stopped": ["old"]}
+    assert _up_changes(changes) == ("restarted loki (changed); started grafana, otelcol; stopped old (no longer part "
+                                    "of the stack); 2 unchanged service(s) kept running")
+    same = up_changes(after, after)
+    assert _up_changes(same) == "nothing changed: all 5 services kept running"
+    first = up_changes([], after)
+    assert first["started"] == sorted(s.service for s in after) and not first["kept"]
+
+
+def test_commands_follow_the_ports_the_running_stack_published(project):
+    """The running gateway published on other ports than the spec's (a one-off --set): the
+    ports of the running stack win, and one sentence names the spec keys to set."""
+    from obskit.stack import running_ports, urls
+
+    env = project.resolved.environment("local")
+    moved = _state("gateway", "g1", ports=(f"127.0.0.1:{env.ports.gateway_https + 7}->8443/tcp",
+                                           f"127.0.0.1:{env.ports.gateway_http}->8080/tcp"))
+    otel = _state("otelcol", "o1", ports=(f"127.0.0.1:{env.ports.otlp_grpc}->4317/tcp",))
+    assert running_ports(project, "local", [moved, otel]) == {
+        "gateway_https": env.ports.gateway_https + 7, "gateway_http": env.ports.gateway_http,
+        "otlp_grpc": env.ports.otlp_grpc}
+    followed, note = following(project, "local", [moved, otel])
+    assert followed.ports.gateway_https == env.ports.gateway_https + 7
+    assert followed.ports.gateway_http == env.ports.gateway_http
+    assert f"gateway_https {env.ports.gateway_https + 7} (spec: {env.ports.gateway_https})" in note
+    assert f"`gateway_https: {env.ports.gateway_https + 7}` under environments.local.ports" in note
+    assert urls(project, "local", [moved, otel])["gateway"].endswith(f":{env.ports.gateway_https + 7}")
+    # Nothing running (or the spec's own ports): the spec's ports, no note.
+    assert following(project, "local", [])[1] is None
+    assert following(project, "local", [otel])[1] is None
+    stopped = _state("gateway", "g1", state="exited", ports=moved.ports)
+    assert following(project, "local", [stopped])[0].ports.gateway_https == env.ports.gateway_https
 
 
 # --------------------------------------------------------------------------- CLI end to end

@@ -99,12 +99,9 @@ class ComposeStack:
         return stack.status(self.project, self.env_name)
 
     def logs(self, services: list[str] | None, *, tail: int = 200, follow: bool = False) -> Iterator[str]:
-        from obskit.stack import compose_project
-        from obskit.tools.compose import ensure_engine
+        from obskit import stack
 
-        ensure_engine()
-        compose = compose_project(self.project, self.env_name, create_secrets=False)
-        for chunk in compose.logs(services, tail=tail, follow=follow):
+        for chunk in stack.logs(self.project, self.env_name, services, tail=tail, follow=follow):
             yield chunk[1].decode(errors="replace") if isinstance(chunk, tuple) else chunk
 
     def endpoints(self):

@@ -63,15 +63,21 @@ def image_exists(tag: str) -> bool:
     return call(lambda: docker.image.exists(tag), error=ImageError)
 
 
-def volume_created(name: str):
-    """When the engine made volume ``name`` (UTC datetime), or None when there is none."""
+def volumes_created(names: Iterable[str]) -> dict[str, object]:
+    """name -> when the engine made it (UTC datetime), for those of ``names`` that exist.
+    Two docker calls whatever the number of names."""
     import datetime as dt
 
     docker = _docker()
-    if not call(lambda: docker.volume.exists(name), error=ImageError):
-        return None
-    created = call(lambda: docker.volume.inspect(name), error=ImageError).created_at
-    return created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+    here = {v.name for v in call(lambda: docker.volume.list(), error=ImageError)}
+    wanted = sorted(set(names) & here)
+    if not wanted:
+        return {}
+    out = {}
+    for volume in call(lambda: docker.volume.inspect(wanted), error=ImageError):
+        created = volume.created_at
+        out[volume.name] = created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+    return out
 
 
 def push(tag: str) -> None:
