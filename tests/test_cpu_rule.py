@@ -1,7 +1,12 @@
 """HostCpuHigh reads CPU where the collector can see it: the host's CPU from the host
 metrics receiver (compose, processes), the task's from ECS task metadata (Fargate).
 promtool evaluates the shipped expression on series shaped as each receiver sends them
-(names and labels after Mimir's OTLP translation: no suffixes, job and instance)."""
+(names and labels after Mimir's OTLP translation: no suffixes, job and instance).
+
+No rule lives in Mimir's ruler: the spec's alert rules, HostCpuHigh among them, are
+Grafana-managed (provisioned into Grafana, evaluated by Grafana against Mimir's query API);
+obskit uploads nothing to the ruler's store, and the gateway exposes no ruler configuration
+API, so the ruler that `-target=all` runs has no rule groups to evaluate."""
 
 from __future__ import annotations
 
