@@ -29,6 +29,12 @@ def tenant_password(tenant: str, role: str) -> Secret:
     return Secret(f"tenant-{tenant}-{role}-password")
 
 
+def alert_history_user(spec: Spec) -> str:
+    """The gateway user Grafana writes and reads its alert state history with: the
+    operators' tenant, Loki's push and query routes only (the gateway's role "history")."""
+    return f"{spec.operators.tenant}-history"
+
+
 def tenant_authorization(tenant: str, role: str) -> Secret:
     """The ready-made ``Authorization: Basic ...`` value of a tenant's user (derived from
     its password by the secret store)."""
@@ -224,6 +230,9 @@ def _common(spec: Spec, topo: Topology) -> dict[str, Service]:
     for tenant in tenants:
         grafana[f"OBSKIT_{envname(tenant)}_READ_USER"] = f"{tenant}-read"
         grafana[f"OBSKIT_{envname(tenant)}_READ_PASSWORD"] = tenant_password(tenant, "read")
+    # Alert state history goes to Loki, in the operators' tenant, through the gateway.
+    grafana["OBSKIT_ALERT_HISTORY_USER"] = alert_history_user(spec)
+    grafana["OBSKIT_ALERT_HISTORY_PASSWORD"] = tenant_password(spec.operators.tenant, "history")
     grafana |= contact_bindings(spec)
     out["grafana"] = Service("grafana", "grafana", grafana)
 

@@ -42,6 +42,8 @@ class CheckResult:
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[-?][^}]*)?\}")
 _OTEL = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 _GRAFANA = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# grafana.ini expands $__env{NAME} (and $__file{...}, $__vault{...}, which bind nothing).
+_GRAFANA_INI = re.compile(r"\$__env\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SHELL = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 # Variables a component reads straight from its environment, not through its files.
@@ -67,6 +69,11 @@ def referenced_vars(rel: str, text: str) -> set[str]:
     if component == "otelcol":
         return set(_OTEL.findall(text))
     if component == "grafana":
+        if rel.endswith(".ini"):
+            return set(_GRAFANA_INI.findall(text))
+        if rel.endswith(".sh"):
+            names = {a or b for a, b in _SHELL.findall(text)}
+            return names - set(_ASSIGNED.findall(text)) - set(_OPTIONAL.findall(text))
         if not rel.endswith((".yaml", ".yml")):
             return set()
         text = text.replace("$$", "")

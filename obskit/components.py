@@ -33,6 +33,8 @@ UDP_PORTS = {("otelcol", "syslog")}
 # pair and htpasswd file (both written at start, from the environment).
 GATEWAY_CONF_DIR = "/etc/nginx/obskit"
 GATEWAY_SECRETS_DIR = "/run/obskit"
+# Grafana's wrapper entrypoint (configs/grafana/obskit-entrypoint.sh) in its image.
+GRAFANA_ENTRYPOINT = "/etc/grafana/obskit-entrypoint.sh"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class Component:
     # run the image's entrypoint.
     image_env: tuple[tuple[str, str], ...] = ()
     scratch_dirs: tuple[str, ...] = ()
+    # Replaces the image's entrypoint where obskit must prepare something first (compose's
+    # entrypoint, ECS's entryPoint; the same bytes wherever the image runs). Its last word is
+    # the image's own entrypoint, which the wrapper execs.
+    entrypoint: tuple[str, ...] = ()
 
 
 def components(grafana_sub_path: str) -> dict[str, Component]:
@@ -122,12 +128,16 @@ def components(grafana_sub_path: str) -> dict[str, Component]:
         "grafana": Component(
             "grafana", "grafana",
             (("grafana.ini", "/etc/grafana/grafana.ini"), ("provisioning", "/etc/grafana/provisioning"),
-             ("dashboards", "/etc/grafana/dashboards")),
+             ("dashboards", "/etc/grafana/dashboards"),
+             ("obskit-entrypoint.sh", GRAFANA_ENTRYPOINT)),
             (), ports("grafana", "http"), f"{grafana_sub_path}/api/health", PORTS["grafana"]["http"],
             health_command=("curl", "-fsS", "-o", "/dev/null", f"http://localhost:3000{grafana_sub_path}/api/health"),
             binaries=("grafana",),
             install_hint="unpack a Grafana 13 release (its bin/ holds `grafana`); put it on PATH or set environments.<env>.binaries.grafana",
             probes=(Probe("http", f"{grafana_sub_path}/api/health"),),
+            # Adds the gateway's CA to what Grafana's own clients trust (alert state history
+            # reaches Loki through the gateway), then runs the image's /run.sh.
+            entrypoint=("/bin/sh", GRAFANA_ENTRYPOINT, "/run.sh"),
         ),
         "gateway": Component(
             "gateway", "gateway",

@@ -147,6 +147,7 @@ def render(resolved: ResolvedSpec, env_name: str) -> Files:
             "stop_grace": {name: c.stop_timeout for name, c in comps.items()},
             "image_env": {name: dict(c.image_env) for name, c in comps.items()},
             "scratch_dirs": {name: c.scratch_dirs for name, c in comps.items()},
+            "entrypoints": {name: list(c.entrypoint) for name, c in comps.items()},
         }
         files |= _render_tree("compose", context, jenv)
 

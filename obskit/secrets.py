@@ -68,6 +68,7 @@ def gateway_users(spec: Spec) -> dict[str, bindings.Secret]:
         for role in ("write", "read"):
             users[f"{tenant}-{role}"] = bindings.tenant_password(tenant, role)
     users[spec.operators.admin_user] = bindings.ADMIN_PASSWORD
+    users[bindings.alert_history_user(spec)] = bindings.tenant_password(spec.operators.tenant, "history")
     return users
 
 

@@ -34,7 +34,8 @@ from support import running_gateway, wait_until
 WRITERS = {"apps-write": "apps", "sandbox-write": "sandbox", "ops-write": "ops"}
 READERS = {"apps-read": "apps", "sandbox-read": "sandbox", "ops-read": "ops"}
 ADMIN = {"obskit-admin": "ops"}
-TENANT = {**WRITERS, **READERS, **ADMIN}
+HISTORY = {"ops-history": "ops"}  # Grafana's alert state history: Loki push and query, its tenant only
+TENANT = {**WRITERS, **READERS, **ADMIN, **HISTORY}
 COLLECTOR_WRITER = "apps-write"  # the default spec's collector tenant is the first one
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -75,16 +76,17 @@ ROUTES = [
 ]
 
 
-def expected(user: str | None, method: str, kind: str) -> int:
+def expected(user: str | None, method: str, kind: str, backend: str | None = None) -> int:
     """The status the gateway must answer; 200 means "proxied" (the recorder's answer)."""
     if kind == ABSENT:
         return 404
     if user is None:
         return 401
-    role = "admin" if user in ADMIN else "write" if user in WRITERS else "read"
+    role = "admin" if user in ADMIN else "history" if user in HISTORY else "write" if user in WRITERS else "read"
+    history_loki = role == "history" and backend == "loki"
     allowed = {
-        PUSH: role in ("write", "admin") and method == "POST",
-        QUERY: role in ("read", "admin") and method in ("GET", "HEAD", "POST"),
+        PUSH: (role in ("write", "admin") or history_loki) and method == "POST",
+        QUERY: (role in ("read", "admin") or history_loki) and method in ("GET", "HEAD", "POST"),
         GET: role in ("read", "admin") and method in ("GET", "HEAD"),
         COLLECTOR: user == COLLECTOR_WRITER and method == "POST",
         TRACES: user == COLLECTOR_WRITER,
@@ -222,7 +224,7 @@ TRICKY_HEADERS = {
 # --------------------------------------------------------------------------- the matrix
 
 
-@pytest.mark.parametrize("user", [*WRITERS, *READERS, *ADMIN])
+@pytest.mark.parametrize("user", [*WRITERS, *READERS, *ADMIN, *HISTORY])
 def test_every_credential_on_every_route_and_method(gw, user):
     """Status per (route, method) as the policy says; a proxied request reaches exactly its
     backend once, with the credential's tenant, and without credentials or an upgrade."""
@@ -231,7 +233,7 @@ def test_every_credential_on_every_route_and_method(gw, user):
     wrong = []
     for path, backend, kind in ROUTES:
         for method in METHODS:
-            want = expected(user, method, kind)
+            want = expected(user, method, kind, backend)
             before = seen_count(gw)
             r = s.request(method, f"{gw['base']}{path}?q={QUERY_MARK}", data=b"{}", headers=TRICKY_HEADERS, timeout=10)
             after = seen_count(gw)

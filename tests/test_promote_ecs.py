@@ -79,6 +79,8 @@ def test_container_definitions_match_compose_ports_commands_and_health(prod):
         assert main["name"] == name and main["image"] == prod["plans"][component].uri(REGISTRY)
         if "command" in compose[name]:
             assert main["command"] == compose[name]["command"], name
+        # An entrypoint compose gives the image (Grafana's CA wrapper) is ECS's entryPoint too.
+        assert main.get("entryPoint") == compose[name].get("entrypoint"), name
         ports = {p["containerPort"] for p in main["portMappings"]}
         component = prod["tfvars"]["services"][name]["component"]
         assert ports <= set(PORTS[component].values()), name

@@ -21,6 +21,7 @@ CPU burner. Its `for` is shortened through the spec (--set), as a user would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -691,3 +692,54 @@ def test_host_cpu_alert_goes_pending_firing_notifies_and_resolves(proof_stack):
     print(f"\nHostCpuHigh (for {ALERT_FOR_SECONDS}s, interval 10s): pending after {states['pending']:.1f} s, "
           f"firing after {states['firing']:.1f} s, notification after {firing.at - t0:.1f} s from burner start; "
           f"resolved notification {resolved.at - stopped:.1f} s after the burner stopped")
+
+
+def _history(stack, tenant: str, rule: str) -> list[dict]:
+    from obskit.verify import query_logs
+
+    streams = query_logs(stack.endpoints, tenant, f'{{from="state-history"}} | json | ruleTitle="{rule}"',
+                         since_seconds=3600)
+    return [json.loads(line) for st in streams for _, line in st["values"]]
+
+
+def test_alert_state_history_lands_in_loki_in_the_operators_tenant(proof_stack):
+    """Grafana writes every state change of a rule to Loki through the gateway as its own
+    user (operators' tenant, Loki push and query only). After HostCpuHigh fired (the test
+    above), its Pending and Alerting transitions are there for the operators' reader, in no
+    other tenant, and Grafana's own history API (served from Loki) returns them."""
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    ops = stack.spec.operators.tenant
+    entries: list[dict] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        entries = _history(stack, ops, "HostCpuHigh")
+        if any(e.get("current", "").startswith("Alerting") for e in entries):
+            break
+        time.sleep(2)
+    currents = {e.get("current", "").split(" ")[0] for e in entries}
+    assert {"Pending", "Alerting"} <= currents, f"state history of HostCpuHigh in Loki: {currents or 'nothing'}"
+    assert all(e["ruleTitle"] == "HostCpuHigh" and e.get("previous") for e in entries)
+    for tenant in stack.endpoints.tenants:
+        if tenant != ops:
+            assert _history(stack, tenant, "HostCpuHigh") == [], f"state history leaked into tenant {tenant}"
+    # Grafana's history API reads it back from Loki (its primary history backend).
+    s = stack.endpoints.session()
+    s.auth = stack.endpoints.grafana_admin
+    now = int(time.time())
+    r = s.get(f"{stack.endpoints.grafana}/api/v1/rules/history",
+              params={"from": now - 3600, "to": now, "limit": 100, "ruleUID": entries[0]["ruleUID"]}, timeout=15)
+    assert r.status_code == 200, r.text[:300]
+    frames = r.json().get("data", {}).get("values") or []
+    assert frames and any(frames), f"Grafana's history API returned nothing: {r.text[:300]}"
+
+
+def test_grafana_reaches_loki_for_history_without_an_error(proof_stack):
+    """Grafana tests its history backend at start and logs an error when it cannot reach it
+    (a TLS trust, credential or route mistake); a failed write is logged too."""
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    log = stack._runtime.processes.log_path("grafana").read_text(errors="replace")
+    bad = [line for line in log.splitlines()
+           if "ngalert.state.historian" in line and ('"level":"error"' in line or "level=error" in line)]
+    assert not bad, "\n".join(bad[:5])

@@ -113,6 +113,8 @@ def container_definitions(spec: Spec, env_name: str, images: dict[str, str]) -> 
             "logConfiguration": _logs(env.region, group, name),
             "stopTimeout": comp.stop_timeout,
         }
+        if comp.entrypoint:
+            main["entryPoint"] = list(comp.entrypoint)
         if comp.command:
             main["command"] = list(comp.command)
         if comp.scratch_dirs:

@@ -397,7 +397,10 @@ class ProcessRuntime:
                     argv = [prog.path, "-c", str(self.run_dir / "gateway" / "conf" / "nginx.conf"),
                             "-e", str(self.log_path("gateway")), "-g", "daemon off;"]
                 elif kind == "grafana":
-                    argv = [prog.path, "server", "--homepath", prog.extra["home"],
+                    # Through the same wrapper the image runs (the gateway's CA added to
+                    # what Grafana trusts), in place of the image's /run.sh.
+                    argv = ["/bin/sh", str(configs / "grafana" / "obskit-entrypoint.sh"),
+                            prog.path, "server", "--homepath", prog.extra["home"],
                             "--config", str(configs / "grafana" / "grafana.ini")]
                 probes = [_probe_url(p, self.ports[name], ops) for p in comp.probes]
                 plans.append(ServicePlan(name, kind, WAVES[kind], argv, env, probes, comp.stop_timeout, comp.start_timeout,
