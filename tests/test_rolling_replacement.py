@@ -244,7 +244,7 @@ def _window(times: list[float]) -> float:
 
 
 def mimir_replacement(tmp_path, s3: dict, order: str, replaced: int = 1, wipe: bool = True, flush: bool = True,
-                      settle: float = 10, edit=None) -> dict:
+                      settle: float = 10, edit=None, deadline: float = 420) -> dict:
     """Replace the first ``replaced`` Mimir replicas of three as an ECS deployment does (a
     config change replaces every replica's service at once). ``order``: "start-first"
     (deployment 100/200: the new task starts, the writer moves, the old one stops) or
@@ -346,8 +346,10 @@ def mimir_replacement(tmp_path, s3: dict, order: str, replaced: int = 1, wipe: b
         live = [*news.values(), *(procs[r] for r in replicas[replaced:])]
         readers = list(current.values())
         first_look = None
-        missing, deadline = accepted, time.monotonic() + 900
-        while time.monotonic() < deadline:
+        # Bounded by the bucket index's refresh (compactor 15s, store-gateway and querier 15s, the
+        # querier looks every minute); 5m and 5m left shipped heads out for 9 min (the test then failed).
+        missing, give_up = accepted, time.monotonic() + deadline
+        while time.monotonic() < give_up:
             try:
                 missing = set()
                 for base in readers:
