@@ -7,7 +7,8 @@ stub upstream (a second nginx answering 204). wrk pushes 1 KB and 100 KB bodies 
 keep-alive, first straight to the stub (plain HTTP, as the gateway reaches Loki), then
 through the gateway as it was at --before (a git revision: its configs/gateway templates,
 rendered with today's spec and bindings), then through the gateway of this tree, all in
-the same run. A last run swaps the htpasswd file for apr1 (MD5, 1000 rounds) hashes to
+the same run. A second measurement sends 1 KB pushes at a fixed low rate on one
+connection (open loop), so the added latency is the gateway's own, not queueing. A last run swaps the htpasswd file for apr1 (MD5, 1000 rounds) hashes to
 show what the hash scheme costs. Limits are set high so that nothing is rejected:
 limit_req still runs on every request.
 
@@ -85,6 +86,73 @@ def wrk(url: str, size: int, auth: str | None, duration: int, connections: int, 
     }
 
 
+class SyslogSink:
+    """A UDP listener that takes the gateway's syslog datagrams and drops them."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.sock.recv(65536)
+            except OSError:
+                return
+            self.received += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def open_loop(url: str, size: int, auth: str | None, rate: int, duration: float) -> dict:
+    """POST ``size`` bytes at ``rate``/s on one keep-alive connection, each request at its
+    due time (open loop); latency from the due time to the end of the response, in ms.
+    ``late``: requests that started more than 1 ms after their due time (the client or the
+    machine fell behind; their wait is in their latency)."""
+    import http.client
+    import ssl
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=10)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    headers = {"Content-Type": "application/x-protobuf"} | ({"Authorization": auth} if auth else {})
+    body = b"x" * size
+    conn.request("POST", u.path, body, headers)  # connect (and the TLS handshake) before the clock starts
+    conn.getresponse().read()
+    interval = 1.0 / rate
+    start = time.perf_counter() + 0.05
+    lat, late, non2xx = [], 0, 0
+    for i in range(int(rate * duration)):
+        due = start + i * interval
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
+        elif now - due > 0.001:
+            late += 1
+        conn.request("POST", u.path, body, headers)
+        answer = conn.getresponse()
+        answer.read()
+        lat.append((time.perf_counter() - due) * 1000)
+        non2xx += not (200 <= answer.status < 300)
+    conn.close()
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]  # noqa: E731
+    return {"requests": len(lat), "p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "late": late, "non2xx": non2xx}
+
+
 def cpu_seconds(master: int) -> float:
     """CPU time (user + system) used so far by an nginx master's worker processes."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -131,6 +199,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table shows medians")
     parser.add_argument("--before", default=BEFORE, help="the git revision to compare with (default: %(default)s)")
+    parser.add_argument("--low-rate", type=int, default=100,
+                        help="requests/s of the one-connection open-loop run (0: none)")
     parser.add_argument("--no-write", action="store_true")
     ns = parser.parse_args()
     for tool in ("nginx", "wrk", "openssl"):
@@ -154,6 +224,10 @@ def main() -> None:
     stub_conf.write_text(STUB_CONF.format(dir=tmp, port=stub_port))
     from obskit.loopback import free_port
 
+    # The gateway copies each access line to syslog (UDP): a listener takes them, as the
+    # collector does in the stack. A closed port costs nginx an ICMP error per datagram.
+    syslog = SyslogSink()
+    plan.env["gateway"]["OBSKIT_GW_LOG_SYSLOG"] = f"127.0.0.1:{syslog.port}"
     before_env = {**plan.env["gateway"], "OBSKIT_GW_CONF_DIR": str(tmp / "before-conf"),
                   "OBSKIT_GW_TEMP_DIR": str(tmp / "before-tmp"), "OBSKIT_GW_PID_FILE": str(tmp / "before.pid"),
                   "OBSKIT_GW_ACCESS_LOG": str(tmp / "before-access.log"),
@@ -173,9 +247,11 @@ def main() -> None:
     }
     sizes = ((1024, "1 KB"), (100 * 1024, "100 KB"))
     runs: dict[tuple[str, str], list[dict]] = {}
+    low: dict[str, list[dict]] = {}
+    load_start = os.getloadavg()
     procs = []
     try:
-        # Benchmark logging to a file, not the terminal; the syslog copy goes to a closed port.
+        # Benchmark logging to a file, not the terminal; the syslog copy goes to SyslogSink.
         for conf in (stub_conf, gateways["before"].conf, gateways["after"].conf):
             procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-e", str(tmp / "err.log"), "-g", "daemon off;"]))
         time.sleep(1)
@@ -190,6 +266,12 @@ def main() -> None:
                     # Worker CPU per request: what the server itself spent, whatever else runs on the machine.
                     r["cpu_us"] = (cpu_seconds(master) - cpu) / max(r["requests"], 1) * 1e6
                     runs.setdefault((label, name), []).append(r)
+        # Added latency without queueing: one connection, a fixed low rate, open loop.
+        if ns.low_rate:
+            for rnd in range(ns.rounds):
+                for name in order[rnd % 3:] + order[: rnd % 3]:
+                    low.setdefault(name, []).append(
+                        open_loop(urls[name], 1024, None if name == "direct" else auth, ns.low_rate, ns.duration))
         # The same with apr1 hashes: what a slower scheme costs.
         htpasswd = Path(plan.env["gateway"]["OBSKIT_GW_SECRETS_DIR"]) / "htpasswd"
         # On stdin: a generated password may start with "-", and stays out of the process list.
@@ -206,6 +288,7 @@ def main() -> None:
         for p in procs:
             p.terminate()
             p.wait()
+        syslog.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def median(rs: list[dict]) -> dict:
@@ -249,8 +332,16 @@ def main() -> None:
         "nginx workers of that server used during the run, divided by the requests wrk completed: unlike requests/s",
         "and latency, it depends little on what else the machine runs at the time.",
         "wrk, the gateway and the stub share the same cores, so absolute numbers are a floor.",
-        f"Load average (1 min) when the run ended: {os.getloadavg()[0]:.2f} (other work on the machine: requests/s and",
-        "latency vary from round to round; server CPU per request is the steadier comparison).",
+        f"The gateway's syslog copy of each access line goes to a UDP listener (as to the collector in the stack): "
+        f"{syslog.received:,} datagrams received.",
+        f"Load average (1/5/15 min) at the start: {' / '.join(f'{x:.2f}' for x in load_start)}; at the end: "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}, on {os.cpu_count()} cores. The machine was shared with",
+        "other work during the run, not quiet: requests/s and latency vary from round to round; server CPU per request",
+        "is the steadier comparison.",
+        "",
+        "Saturation (wrk, closed loop): the added p50 here is mostly queueing at saturation (with "
+        f"{ns.connections} connections, latency ~ connections / throughput), so it moves with the machine's load; "
+        "the low-rate table below is the latency the gateway adds.",
         "",
         "| body | path | requests/s | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | server CPU per request (µs) | requests/s per round | non-2xx | socket errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
@@ -262,6 +353,30 @@ def main() -> None:
         a99 = added or f"{r['p99'] - base['p99']:.2f}"
         lines.append(f"| {label} | {names[name]} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {a50} | {a99} "
                      f"| {r['cpu_us']:.0f} | {r['each']} | {r['non2xx']} | {r['errors'] or '-'} |")
+    if low:
+        import statistics
+
+        def med(name: str, key: str) -> float:
+            return statistics.median(r[key] for r in low[name])
+
+        lines += [
+            "",
+            f"Low rate (open loop): 1 KB pushes at {ns.low_rate}/s on one keep-alive connection for {ns.duration} s, "
+            f"{ns.rounds} rounds in turn (medians of the rounds); latency from each request's due time to the end of "
+            "its response (a Python client, http.client + ssl: its own cost is in every row, and cancels in 'added'). "
+            "At this rate a request normally ends long before the next is due, so this is the gateway's own latency, "
+            "not queueing ('late starts' counts the requests that could not start on time).",
+            "",
+            "| path | requests | p50 (ms) | p90 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | late starts (> 1 ms) | non-2xx |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name in ("direct", "before", "after"):
+            d50, d99 = med("direct", "p50"), med("direct", "p99")
+            p50, p90, p99 = med(name, "p50"), med(name, "p90"), med(name, "p99")
+            added = ("-", "-") if name == "direct" else (f"{p50 - d50:.2f}", f"{p99 - d99:.2f}")
+            lines.append(f"| {names[name]} | {sum(r['requests'] for r in low[name])} | {p50:.2f} | {p90:.2f} | {p99:.2f} "
+                         f"| {added[0]} | {added[1]} | {sum(r['late'] for r in low[name])} "
+                         f"| {sum(r['non2xx'] for r in low[name])} |")
     report = "\n".join(lines) + "\n"
     print(report)
     if not ns.no_write:
