@@ -129,10 +129,11 @@ def record(project, env_name: str, event: Event, *, timeout: float = 5.0) -> Out
     never ran (no secrets yet) is an outcome too, not an error."""
     from obskit.errors import ObskitError
     from obskit.render import read_stamp
+    from obskit.runtime.process import running_endpoints
     from obskit.stack import endpoints as stack_endpoints
 
     try:
-        ep = stack_endpoints(project, env_name)
+        ep, _note = running_endpoints(project, env_name, stack_endpoints(project, env_name))
     except ObskitError as exc:
         return Outcome(False, exc.message)
     if event.spec_sha256 is None:

@@ -340,11 +340,19 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
             on_result=lambda o: console.print(f"{'[green]PASS[/]' if o.ok else '[red]FAIL[/]'} {o.seconds:6.2f}s {o.name}: {o.detail}"),
             env_name=env_name,
         )
+    from obskit.annotate import Event
+
+    failed = sum(1 for o in outcomes if not o.ok)
+    verdict = ("verify skipped" if no_verify else f"verify failed ({failed} of {len(outcomes)} checks)" if failed
+               else f"verify passed ({len(outcomes)} checks)")
+    annotation = _annotate(Event("up", env_name, f"obskit up ({rt.kind}): {verdict}",
+                                 spec_sha256=project.resolved.digest()), endpoints=rt.endpoints, quiet=as_json)
     if as_json:
         click.echo(json.dumps({"environment": env_name, "runtime": rt.kind, "urls": result.urls,
                                "ca_file": str(result.ca_file), "images": result.images, "changes": changes or {},
                                "services": [s.__dict__ for s in result.services],
-                               "verify": [o.to_json() for o in outcomes]}, indent=2, sort_keys=True, default=list))
+                               "verify": [o.to_json() for o in outcomes], "annotation": annotation},
+                              indent=2, sort_keys=True, default=list))
     else:
         click.echo(f"\nThe '{env_name}' stack is up ({rt.kind}).")
         for name, url in result.urls.items():
@@ -356,6 +364,25 @@ def up(obj: Ctx, env_name: str | None, runtime: str | None, sets, wait_timeout: 
         click.echo(f"Point an app at it: `obskit env-vars --env {env_name}` prints the OTEL_EXPORTER_OTLP_* variables.")
     if any(not o.ok for o in outcomes):
         sys.exit(1)
+
+
+def _annotate(event, *, endpoints=None, project=None, quiet: bool = False) -> dict:
+    """Leave the command's annotation in the stack's Grafana (``endpoints``: a callable giving
+    the runtime's endpoints; else found from ``project``) and say so on stderr. Never fails
+    the command: an unreachable Grafana, or one obskit cannot find, is reported, not raised."""
+    from obskit import annotate
+    from obskit.errors import ObskitError
+
+    if endpoints is not None:
+        try:
+            outcome = annotate.write(endpoints(), event)
+        except ObskitError as exc:
+            outcome = annotate.Outcome(False, exc.message)
+    else:
+        outcome = annotate.record(project, event.environment, event)
+    if not quiet:
+        click.echo(outcome.line(), err=True)
+    return outcome.to_json()
 
 
 def _up_changes(changes: dict[str, list[str]]) -> str:
@@ -580,8 +607,9 @@ def load_cmd(obj: Ctx, scenario: str, env_name: str, sets, duration, workers, ou
     from obskit.loadgen.api import unbalanced_error
 
     failure = unbalanced_error(result)
+    annotation = _annotate(_load_event(result.report, env_name, failure), project=_project(obj, sets), quiet=as_json)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        click.echo(json.dumps(result.to_json() | {"annotation": annotation}, indent=2, sort_keys=True))
         if failure is not None:
             sys.exit(failure.exit_code)
         return
@@ -589,6 +617,18 @@ def load_cmd(obj: Ctx, scenario: str, env_name: str, sets, duration, workers, ou
     click.echo("report: " + ", ".join(_rel(p) for p in result.files))
     if failure is not None:
         raise failure
+
+
+def _load_event(report: dict, env_name: str, failure):
+    from obskit.annotate import Event
+
+    iso = report.get("isolation") or {}
+    verdict = ("counts do not balance" if failure is not None
+               else iso.get("verdict") if iso.get("measured", True) and iso.get("verdict") else "counts balance")
+    offered = sum(t.get("offered", 0) for t in report.get("totals", {}).values())
+    return Event("load", env_name, f"obskit load {report['scenario']}: {verdict}",
+                 {"scenario": report["scenario"], "verdict": verdict, "duration": f"{report['duration_s']} s",
+                  "offered": f"{offered:,} items", "run": str(report.get("run_id", ""))})
 
 
 def _duration(value: str | None) -> str | None:
@@ -664,13 +704,17 @@ def secrets_rotate(obj: Ctx, name: str, env_name: str, sets, as_json: bool) -> N
                          hint="for a local environment NAME, delete the entry from .obskit/secrets/NAME.json and run "
                               "`obskit up --env NAME`")
     result = rotate(resolved, env_name, name)
+    from obskit.annotate import Event
+
+    annotation = _annotate(Event("secrets-rotate", env_name, f"obskit secrets rotate {name}", {"secret": name},
+                                 spec_sha256=resolved.digest()), project=_project(obj, sets), quiet=as_json)
 
     def human(data: dict) -> None:
         click.echo(f"rotated {data['secret']}: wrote {', '.join(data['parameters'])} (values never shown)")
         for note in data["notes"]:
             click.echo(f"  - {note}")
 
-    _out(result.to_json(), as_json, human)
+    _out(result.to_json() | {"annotation": annotation}, as_json, human)
 
 
 @cli.command("promote")
@@ -692,8 +736,16 @@ def promote_cmd(obj: Ctx, env_name: str, mode: str, allow_data_loss: bool, sets,
             click.echo(text, err=True)
 
     # A failure with --json prints a JSON object (with the failed checks) from main().
-    result = promote(obj.load(sets), env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
-    _out(result.to_json(), as_json, _print_promote)
+    resolved = obj.load(sets)
+    result = promote(resolved, env_name, mode=mode, allow_data_loss=allow_data_loss, on_line=line)
+    data = result.to_json()
+    if mode == "apply":
+        from obskit.annotate import Event
+
+        data["annotation"] = _annotate(Event("promote", env_name, "obskit promote --apply",
+                                             spec_sha256=resolved.digest()), project=_project(obj, sets),
+                                             quiet=as_json)
+    _out(data, as_json, _print_promote)
 
 
 def _print_promote(data: dict) -> None:

@@ -99,3 +99,28 @@ def test_a_refusal_names_the_status_and_never_echoes_the_body(grafana_like, stat
     out = annotate.write(endpoints(grafana_like.server_port), Event("up", "local", "obskit up"))
     assert not out.written and out.detail.endswith(f"answered HTTP {status}")
     assert SECRET not in out.line()
+
+
+def test_the_load_annotation_carries_the_scenario_and_its_verdict():
+    from obskit.cli import _load_event
+
+    report = {"scenario": "noisy-neighbour", "duration_s": 30, "run_id": "r1",
+              "totals": {"apps/logs": {"offered": 1200}, "sandbox/logs": {"offered": 800}},
+              "isolation": {"measured": True, "verdict": "isolated"}}
+    event = _load_event(report, "local", None)
+    assert event.kind == "load" and event.summary == "obskit load noisy-neighbour: isolated"
+    assert event.details["scenario"] == "noisy-neighbour" and event.details["offered"] == "2,000 items"
+    assert _load_event(report | {"isolation": None}, "local", None).details["verdict"] == "counts balance"
+    assert _load_event(report, "local", object()).details["verdict"] == "counts do not balance"
+
+
+def test_a_command_whose_stack_cannot_be_found_still_succeeds_and_says_why(capsys):
+    from obskit.cli import _annotate
+    from obskit.errors import ObskitError
+
+    def nowhere():
+        raise ObskitError("no secrets for environment 'local' here")
+
+    out = _annotate(Event("up", "local", "obskit up"), endpoints=nowhere)
+    assert out == {"written": False, "detail": "no secrets for environment 'local' here"}
+    assert "annotation not written: no secrets for environment 'local' here" in capsys.readouterr().err

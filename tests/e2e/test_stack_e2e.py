@@ -37,6 +37,8 @@ def test_lifecycle(project_dir):
     up = json.loads(obskit(project_dir, "up", "--json").stdout)
     assert up["verify"] and all(o["ok"] for o in up["verify"]), up["verify"]
     assert {o["kind"] for o in up["verify"]} >= {"logs", "metrics", "isolation_logs", "grafana_datasources"}
+    # `up` left its annotation in the stack's Grafana (through the gateway, in the real image).
+    assert up["annotation"]["written"], up["annotation"]
 
     status = json.loads(obskit(project_dir, "status", "--json").stdout)
     by_service = {s["service"]: s for s in status}
@@ -47,6 +49,11 @@ def test_lifecycle(project_dir):
     # A marker we will look for after a restart.
     project = Project.of(load_spec(project_dir / "obskit.yaml", environ={}))
     ep = endpoints(project, "local")
+    grafana = ep.session()
+    grafana.auth = ep.grafana_admin
+    found = grafana.get(f"{ep.grafana}/api/annotations", params={"tags": ["obskit", "obskit-up"], "matchAny": "false"},
+                        timeout=15).json()
+    assert any("obskit up (compose): verify passed" in a["text"] and "env:local" in a["tags"] for a in found), found
     outcome = run_verify(ep, cases_for(project.spec, ["logs"]))[0]
     assert outcome.ok, outcome.detail
     marker = outcome.detail.split('|= "')[1].rstrip('"')
