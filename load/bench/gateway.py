@@ -363,9 +363,10 @@ def main() -> None:
             "",
             f"Low rate (open loop): 1 KB pushes at {ns.low_rate}/s on one keep-alive connection for {ns.duration} s, "
             f"{ns.rounds} rounds in turn (medians of the rounds); latency from each request's due time to the end of "
-            "its response (a Python client, http.client + ssl: its own cost is in every row, and cancels in 'added'). "
+            "its response (a Python client, http.client + ssl: its own cost is in every row; in the gateway rows that includes its side of TLS). "
             "At this rate a request normally ends long before the next is due, so this is the gateway's own latency, "
-            "not queueing ('late starts' counts the requests that could not start on time).",
+            "not queueing ('late starts' counts the requests that could not start on time). p99 of a few thousand "
+            "requests on a shared machine is noise from other work: compare the p50s.",
             "",
             "| path | requests | p50 (ms) | p90 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | late starts (> 1 ms) | non-2xx |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
