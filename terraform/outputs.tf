@@ -42,3 +42,8 @@ output "kept_on_destroy" {
     final_snapshot_identifier = module.rds.final_snapshot_identifier
   }
 }
+
+output "rolled_task_definitions" {
+  description = "Mimir's replicas: the task definition each runs once `obskit promote --apply` has rolled it (one replica at a time, after the apply)."
+  value       = module.ecs.rolled_task_definitions
+}

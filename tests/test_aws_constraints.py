@@ -351,7 +351,10 @@ def depends(a: str, b: str, edges: dict[str, set[str]] | None = None) -> bool:
     return False
 
 
-SERVICES = ("ecs:aws_ecs_service.this", "ecs:aws_ecs_service.scaled")
+SERVICES = ("ecs:aws_ecs_service.this", "ecs:aws_ecs_service.scaled", "ecs:aws_ecs_service.rolled")
+# The services that may sit behind the ALB (Mimir's replicas, aws_ecs_service.rolled, have no
+# load_balancer block: test_promote_roll checks that resource).
+LOAD_BALANCED = ("ecs:aws_ecs_service.this", "ecs:aws_ecs_service.scaled")
 
 # (what, needs, why and where AWS says so)
 REQUIRED_ORDER = [
@@ -360,7 +363,7 @@ REQUIRED_ORDER = [
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb.html ("create the
     # listener and target group before the service"); provider docs of aws_ecs_service
     # ("add a depends_on on the aws_lb_listener").
-    *((s, "load_balancer:aws_lb_listener.https", "listener before the service") for s in SERVICES),
+    *((s, "load_balancer:aws_lb_listener.https", "listener before the service") for s in LOAD_BALANCED),
     # Task definitions name the execution role; ECS uses its permissions (ECR pull, SSM
     # secrets, logs) when a task starts. IAM is eventually consistent: the policies must
     # exist before anything can start a task with the role.

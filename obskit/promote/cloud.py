@@ -253,3 +253,110 @@ def stop_services(region: str, cluster: str, services: list[str], *, deadline_se
                                 "(Loki and Mimir flush to S3 while they stop)")
         say(f"waiting for {len(stopping)} task(s) to stop and flush")
         time.sleep(poll_seconds)
+
+
+def _revision(arn: str | None) -> str:
+    """``family:revision`` of a task definition ARN (what a person reads in the console)."""
+    return (arn or "none").rsplit("/", 1)[-1]
+
+
+def rollout(service: dict, arn: str, earlier: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """Where ``service`` (a DescribeServices entry) stands on its way to task definition
+    ``arn``: ("steady", ...), ("failed", why) or ("waiting", what is under way).
+
+    Steady is what `aws ecs wait services-stable` checks (one deployment, as many tasks
+    running as desired), and more: that deployment runs ``arn`` and its rolloutState is
+    COMPLETED, which ECS sets once the new tasks run and have passed their container health
+    checks (Mimir's essential probe sidecar asks /ready) and the old tasks are gone (flushed).
+    Failed: the circuit breaker marked the deployment FAILED, or rolled the service back to
+    another task definition, or the service is gone. Deployments whose ids are in ``earlier``
+    failed before this rollout began (one may still be draining): they are history."""
+    if service.get("status") != "ACTIVE":
+        return "failed", f"the service is {service.get('status', 'missing')}"
+    deployments = service.get("deployments", [])
+    for d in deployments:
+        if d.get("taskDefinition") == arn and d.get("rolloutState") == "FAILED" and d.get("id") not in earlier \
+                and d.get("status") != "INACTIVE":
+            return "failed", f"ECS failed the deployment: {d.get('rolloutStateReason') or 'no reason given'}"
+    if service.get("taskDefinition") != arn:
+        return "failed", f"the service now runs {_revision(service.get('taskDefinition'))} (rolled back by ECS, or changed by someone else)"
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("taskDefinition") != arn:
+        return "waiting", f"ECS has not started a deployment of {_revision(arn)} yet"
+    running, desired = primary.get("runningCount", 0), primary.get("desiredCount", 0)
+    state = primary.get("rolloutState", "COMPLETED")  # absent outside the ECS deployment controller's rollouts
+    older = len(deployments) - 1
+    if older == 0 and state == "COMPLETED" and running == desired == service.get("desiredCount") \
+            and service.get("runningCount") == desired:
+        return "steady", f"{running} task(s) running {_revision(arn)}, healthy"
+    detail = f"{running} of {desired} new task(s) running, rollout {state}"
+    if older:
+        detail += f", {older} older deployment(s) still stopping (flushing to S3)"
+    return "waiting", detail
+
+
+def roll_services(region: str, cluster: str, targets: list[tuple[str, str]], *, deadline_seconds: float = 900,
+                  poll_seconds: float = 10, on_line: Callable[[str], None] | None = None,
+                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Move each ECS service of ``targets`` ([(service, task definition ARN)], in order) to
+    its task definition, one after another: UpdateService, then wait until it is steady on
+    it (see ``rollout``) before the next one is touched. A service already on its task
+    definition is not updated (only waited for, if its deployment is still under way), so a
+    re-run after a failure finishes the job. Mimir's replicas go this way: one at a time
+    costs nothing, all at once empties the ring for seconds (DESIGN.md). Raises, naming the
+    service and what is not rolled yet, when a rollout fails or is not steady within
+    ``deadline_seconds``. ``clock`` and ``sleep`` are the time source (tests pass a fake).
+    Returns the services updated."""
+    from botocore.exceptions import ClientError
+
+    say = on_line or (lambda line: None)
+    ecs = client("ecs", region)
+
+    def describe(name: str) -> dict:
+        def look() -> dict:
+            try:
+                answer = ecs.describe_services(cluster=cluster, services=[name])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
+                    return {"status": "missing (no cluster)"}
+                raise
+            return (answer.get("services") or [{"status": "missing"}])[0]
+
+        return _call(f"reading the ECS service {name}", look)
+
+    updated: list[str] = []
+    for i, (name, arn) in enumerate(targets, start=1):
+        label, rev = f"{name} ({i}/{len(targets)})", _revision(arn)
+        later = [n for n, _ in targets[i:]]
+        left = f"; not rolled: {', '.join(later)}" if later else ""
+        hint = (f"what is on its new task definition stays; fix the cause (the task's stopped reason, its log "
+                f"group) and run `obskit promote --apply` again: it rolls the rest, one at a time")
+        service = describe(name)
+        state, detail = rollout(service, arn)
+        # A deployment of this definition that failed before (a stopped roll, being drained) is not this one's.
+        earlier = frozenset(d.get("id") for d in service.get("deployments", []) if d.get("rolloutState") == "FAILED")
+        if state == "steady":
+            say(f"{label}: already on {rev}: nothing to roll")
+            continue
+        if service.get("status") == "ACTIVE" and service.get("taskDefinition") != arn:
+            say(f"{label}: rolling from {_revision(service.get('taskDefinition'))} to {rev}")
+            _call(f"rolling {name} to {rev}", lambda: ecs.update_service(cluster=cluster, service=name, taskDefinition=arn))
+            updated.append(name)
+        elif state == "failed":
+            raise AwsError(f"{name} cannot be rolled to {rev}: {detail}{left}", hint=hint)
+        else:
+            say(f"{label}: on {rev}, its deployment is still under way: waiting for it")
+        started = clock()
+        while True:
+            state, detail = rollout(describe(name), arn, earlier)
+            if state == "steady":
+                say(f"{label}: steady on {rev} after {clock() - started:.0f} s ({detail})")
+                break
+            if state == "failed":
+                raise AwsError(f"rolling {name} to {rev} failed: {detail}{left}", hint=hint)
+            if clock() - started >= deadline_seconds:
+                raise AwsError(f"{name} was not steady on {rev} within {deadline_seconds:.0f} s ({detail}){left}",
+                               hint=hint)
+            say(f"{label}: waiting: {detail}")
+            sleep(poll_seconds)
+    return updated

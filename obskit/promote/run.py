@@ -15,7 +15,9 @@
    replaced without --allow-data-loss; no destroy of a protected resource), then exactly
    that plan is applied. --destroy plans the destruction of everything except the data and
    the keys that encrypt it (see DESIGN.md).
-7. After apply: verify against the public endpoint; print the URLs.
+7. After apply: Mimir's replicas are rolled to their new task definitions one after another,
+   each steady before the next (Terraform registers them but leaves those services alone;
+   --plan says which would roll); then verify against the public endpoint; print the URLs.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class PromoteResult:
     images: dict[str, str] = field(default_factory=dict)
     plan: dict[str, int] = field(default_factory=dict)
     data_losses: list[str] = field(default_factory=list)
+    to_roll: list[str] = field(default_factory=list)  # Mimir replicas this plan leaves for the roll after apply
+    rolled: list[str] = field(default_factory=list)  # the replicas --apply moved to a new task definition
     applied: bool = False
     outputs: dict = field(default_factory=dict)
     verify: list[dict] = field(default_factory=list)
@@ -171,6 +175,47 @@ def flushing_services(spec, env_name: str) -> list[str]:
     return sorted(name for name, svc in bindings.services(spec, env_name).items() if svc.component in ("loki", "mimir"))
 
 
+def rolled_services(spec, env_name: str) -> list[str]:
+    """The ECS services promote rolls itself, in the order it rolls them: Mimir's replicas
+    (mimir-1, mimir-2, ...). The ecs module creates them but ignores a new task definition
+    (its rolled_components)."""
+    services = bindings.services(spec, env_name)
+    return [r for r in spec.mimir_replicas if r in services and services[r].component == "mimir"]
+
+
+def _prior_resources(plan_json: dict) -> dict[str, dict]:
+    """address -> values of every resource in the plan's prior (refreshed) state."""
+    out: dict[str, dict] = {}
+    todo = [plan_json.get("prior_state", {}).get("values", {}).get("root_module", {})]
+    while todo:
+        module = todo.pop()
+        out |= {r["address"]: r.get("values", {}) for r in module.get("resources", [])}
+        todo += module.get("child_modules", [])
+    return out
+
+
+def planned_rolls(plan_json: dict, replicas: list[str]) -> list[tuple[str, str]]:
+    """[(replica, why)]: the replicas that --apply rolls after applying this plan, in order.
+    A replica rolls when the plan registers a new task definition for it (a config or image
+    change), or when its service does not run the one it has (an earlier roll that stopped);
+    a service the plan creates starts on its task definition and needs no roll."""
+    changes = {rc["address"]: rc.get("change", {}).get("actions", []) for rc in plan_json.get("resource_changes", [])}
+    prior = _prior_resources(plan_json)
+    out = []
+    for name in replicas:
+        definition = f'module.ecs.aws_ecs_task_definition.this["{name}"]'
+        service = f'module.ecs.aws_ecs_service.rolled["{name}"]'
+        if "create" in changes.get(service, []):
+            continue
+        if "create" in changes.get(definition, []):
+            out.append((name, "new task definition"))
+        elif service in prior and definition in prior and \
+                prior[service].get("task_definition") != prior[definition].get("arn"):
+            running = str(prior[service].get("task_definition")).rsplit("/", 1)[-1]
+            out.append((name, f"runs {running}, not yet rolled to {str(prior[definition].get('arn')).rsplit('/', 1)[-1]}"))
+    return out
+
+
 def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: bool = False,
             on_line: Callable[[str], None] | None = None, environ=None) -> PromoteResult:
     from obskit.project import Project
@@ -249,6 +294,13 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
     safety.check_protection(plan_json, env_name)
     losses = safety.check(plan_json, allow_data_loss=allow_data_loss)
     result.data_losses = [loss.what for loss in losses]
+    replicas = rolled_services(resolved.spec, env_name)
+    if mode != "destroy":
+        rolls = planned_rolls(plan_json, replicas)
+        result.to_roll = [name for name, _ in rolls]
+        if rolls:
+            result.notes.append("after the apply, Mimir's replicas roll one at a time, each steady before the next: "
+                                + ", ".join(f"{name} ({why})" for name, why in rolls))
     if mode == "destroy":
         # Loki and Mimir flush to S3 as their tasks stop: scale them to zero and wait for every
         # task to stop before Terraform deletes anything (the plan also orders every service
@@ -262,8 +314,23 @@ def promote(resolved, env_name: str, *, mode: str = "plan", allow_data_loss: boo
     if mode == "apply":
         result.outputs = {k: v.get("value") for k, v in
                           json.loads(tf.terraform(["output", "-json"], cwd=workdir.terraform)).items()}
+        result.rolled = roll(env.region, result.outputs, replicas, on_line=say)
         result.verify = _verify(project, env_name)
     return result
+
+
+def roll(region: str, outputs: dict, replicas: list[str], *, on_line: Callable[[str], None] | None = None,
+         **waits) -> list[str]:
+    """After the apply: each Mimir replica onto the task definition Terraform registered for
+    it (the root output rolled_task_definitions), in replica order, each steady before the
+    next (cloud.roll_services). Nothing is updated for a replica already on it."""
+    targets = outputs.get("rolled_task_definitions") or {}
+    missing = [r for r in replicas if r not in targets]
+    if missing:
+        raise ObskitError(f"the Terraform outputs name no task definition for {', '.join(missing)}",
+                          hint="the terraform/ copy in .obskit/promote/<env>/ is not this obskit's: run promote again")
+    return cloud.roll_services(region, outputs["cluster_name"], [(r, targets[r]) for r in replicas],
+                               on_line=on_line, **waits)
 
 
 def push_images(plans: dict, env_dir: Path, registry: str, *, exists: Callable[[object], bool],

@@ -6,36 +6,6 @@ data "aws_partition" "current" {}
 
 data "aws_caller_identity" "current" {}
 
-locals {
-  # The placeholders obskit writes into container definitions. Only the services whose
-  # definitions name a deploy-time output (Grafana: the database endpoint) read var.outputs,
-  # in resources of their own: Terraform orders by resource, so a reference here would make
-  # every task definition (and service) wait for Aurora.
-  output_placeholder = "__OBSKIT_OUTPUT_"
-  needs_outputs      = { for name, svc in var.services : name => svc if strcontains(svc.container_definitions, local.output_placeholder) }
-  plain              = { for name, svc in var.services : name => svc if !strcontains(svc.container_definitions, local.output_placeholder) }
-  definitions = {
-    for name, svc in local.plain : name => replace(svc.container_definitions, "__OBSKIT_SSM_ARN__", var.ssm_parameter_arn_prefix)
-  }
-  definitions_with_outputs = {
-    for name, svc in local.needs_outputs : name => replace(
-      replace(svc.container_definitions, "__OBSKIT_SSM_ARN__", var.ssm_parameter_arn_prefix),
-      "__OBSKIT_OUTPUT_grafana_database_endpoint__", var.outputs["grafana_database_endpoint"]
-    )
-  }
-  with_buckets = { for name, svc in var.services : name => svc if length(svc.buckets) > 0 }
-  # Services that scale between desired_count and max_count on CPU; the others run exactly
-  # desired_count tasks. Apply leaves a scaled service's current count alone.
-  scaled = { for name, svc in local.plain : name => svc if svc.max_count > svc.desired_count }
-  fixed  = { for name, svc in local.plain : name => svc if svc.max_count <= svc.desired_count }
-  # Each SSM parameter ARN once: obskit's prefix/* and the spec's own ssm:/path references
-  # (a name without a leading "/" still has one in its ARN).
-  secret_arns = concat(
-    ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"],
-    [for p in var.extra_ssm_parameters : "${var.ssm_parameter_arn_prefix}/${trimprefix(p, "/")}"],
-  )
-}
-
 resource "aws_ecs_cluster" "this" {
   name = var.name
 
@@ -377,6 +347,59 @@ resource "aws_ecs_service" "scaled" {
   }
 }
 
+# Mimir's replicas (var.rolled_components): created on their task definitions like the
+# others, but a new task definition does not update them here. Terraform updates the
+# instances of one resource in parallel, so it would replace every replica at once (every
+# config change does); `obskit promote --apply` rolls them after the apply instead, in
+# replica order, each steady on its new task definition before the next
+# (cloud.roll_services; the root output rolled_task_definitions says to what).
+resource "aws_ecs_service" "rolled" {
+  for_each = local.rolled
+
+  name                               = each.key
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.this[each.key].arn
+  desired_count                      = each.value.desired_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  wait_for_steady_state              = var.wait_for_steady_state
+  enable_execute_command             = var.enable_execute_command
+  # A rotated secret reaches running tasks only through a new deployment (Mimir reads no
+  # secret today: its S3 access is its task role; a test keeps it so).
+  force_new_deployment = true
+  triggers             = { secrets = each.value.secrets_version }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [var.security_group_ids[each.value.component]]
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = var.service_registry_arns[each.key]
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+
+  # As for the other services: destroyed before what the flush to S3 needs and before
+  # their Cloud Map service.
+  depends_on = [terraform_data.stop_dependencies, aws_iam_role_policy.buckets]
+
+  lifecycle {
+    # promote rolls a new task definition in, one replica at a time.
+    ignore_changes = [task_definition]
+  }
+}
+
 # Services whose task definitions name a deploy-time output (Grafana), as fixed services.
 resource "aws_ecs_service" "needs_outputs" {
   for_each = local.needs_outputs
@@ -446,6 +469,53 @@ moved {
 moved {
   from = aws_ecs_service.this["grafana"]
   to   = aws_ecs_service.needs_outputs["grafana"]
+}
+
+# Mimir's replicas moved to resources of their own (promote rolls them); every replica
+# count the spec allows (1-9).
+moved {
+  from = aws_ecs_service.this["mimir-1"]
+  to   = aws_ecs_service.rolled["mimir-1"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-2"]
+  to   = aws_ecs_service.rolled["mimir-2"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-3"]
+  to   = aws_ecs_service.rolled["mimir-3"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-4"]
+  to   = aws_ecs_service.rolled["mimir-4"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-5"]
+  to   = aws_ecs_service.rolled["mimir-5"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-6"]
+  to   = aws_ecs_service.rolled["mimir-6"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-7"]
+  to   = aws_ecs_service.rolled["mimir-7"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-8"]
+  to   = aws_ecs_service.rolled["mimir-8"]
+}
+
+moved {
+  from = aws_ecs_service.this["mimir-9"]
+  to   = aws_ecs_service.rolled["mimir-9"]
 }
 
 resource "aws_appautoscaling_target" "this" {

@@ -31,6 +31,12 @@ variable "services" {
   }))
 }
 
+variable "rolled_components" {
+  description = "Components whose services Terraform creates but does not move to a new task definition: `obskit promote --apply` rolls them one service at a time (Mimir's replicas, which share a ring)."
+  type        = list(string)
+  default     = ["mimir"]
+}
+
 variable "stop_dependencies" {
   description = "IDs of what Loki and Mimir need while their tasks stop and flush to S3 (security group rules, the S3 gateway endpoint and its route table associations, bucket policies): every service is destroyed before them."
   type        = list(string)
