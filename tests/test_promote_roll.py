@@ -200,10 +200,10 @@ def test_the_replicas_roll_one_at_a_time_in_order_each_waited_for(stack, calls):
     lines: list[str] = []
     updated = cloud.roll_services(REGION, stack["cluster"], stack["new"], on_line=lines.append,
                                   clock=clock.clock, sleep=clock.sleep)
+    assert check_one_at_a_time(ecs.timeline) == [], ecs.timeline
     assert updated == REPLICAS
     assert calls == [(n, stack["arns"][n][1]) for n in REPLICAS]
     assert ecs.snapshot() == {n: "2" for n in REPLICAS}
-    assert check_one_at_a_time(ecs.timeline) == [], ecs.timeline
     # A progress line per replica: which one, of how many, from what to what, and when it was steady.
     for i, name in enumerate(REPLICAS, start=1):
         family = f"{stack['cluster']}-{name}"
