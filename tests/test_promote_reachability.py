@@ -258,7 +258,7 @@ def test_the_resources_follow_the_table():
     assert res["aws_vpc_security_group_egress_rule"]["for_each"] == "${{for k, r in local.rules : k => r if !r.ingress}}"
     assert res["aws_security_group"]["for_each"] == "${local.roles}"
     ecs = (TF / "modules" / "ecs" / "main.tf").read_text()
-    assert ecs.count("security_groups  = [var.security_group_ids[each.value.component]]") == ecs.count('resource "aws_ecs_service"') == 3
+    assert ecs.count("security_groups  = [var.security_group_ids[each.value.component]]") == ecs.count('resource "aws_ecs_service"') == 4
     net = hcl2.load((TF / "modules" / "network" / "main.tf").open())
     endpoints = {name.strip('"'): body for block in net["resource"] for kind, named in block.items()
                  if kind.strip('"') == "aws_vpc_endpoint" for name, body in named.items()}

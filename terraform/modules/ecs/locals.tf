@@ -28,10 +28,4 @@ locals {
   # steady before the next (replacing all three at once empties Mimir's ring for seconds:
   # DESIGN.md, "A Mimir deploy, measured"). One task each: a replica is one ring identity.
   rolled = { for name, svc in local.plain : name => svc if contains(var.rolled_components, svc.component) }
-  # Each SSM parameter ARN once: obskit's prefix/* and the spec's own ssm:/path references
-  # (a name without a leading "/" still has one in its ARN).
-  secret_arns = concat(
-    ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"],
-    [for p in var.extra_ssm_parameters : "${var.ssm_parameter_arn_prefix}/${trimprefix(p, "/")}"],
-  )
 }

@@ -73,6 +73,15 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
+locals {
+  # Each SSM parameter ARN once: obskit's prefix/* and the spec's own ssm:/path references
+  # (a name without a leading "/" still has one in its ARN).
+  secret_arns = concat(
+    ["${var.ssm_parameter_arn_prefix}${var.ssm_prefix}/*"],
+    [for p in var.extra_ssm_parameters : "${var.ssm_parameter_arn_prefix}/${trimprefix(p, "/")}"],
+  )
+}
+
 # The execution role reads this environment's secrets (SecureString), and the parameters
 # the spec references by ssm:/path, and nothing else.
 data "aws_iam_policy_document" "secrets" {
