@@ -329,8 +329,8 @@ def roll_services(region: str, cluster: str, targets: list[tuple[str, str]], *, 
         label, rev = f"{name} ({i}/{len(targets)})", _revision(arn)
         later = [n for n, _ in targets[i:]]
         left = f"; not rolled: {', '.join(later)}" if later else ""
-        hint = (f"what is on its new task definition stays; fix the cause (the task's stopped reason, its log "
-                f"group) and run `obskit promote --apply` again: it rolls the rest, one at a time")
+        hint = ("what is on its new task definition stays; fix the cause (the task's stopped reason, its log "
+                "group) and run `obskit promote --apply` again: it rolls the rest, one at a time")
         service = describe(name)
         state, detail = rollout(service, arn)
         # A deployment of this definition that failed before (a stopped roll, being drained) is not this one's.
