@@ -14,8 +14,8 @@
    user's session cookie (``POST /login``, the form's own endpoint) and opens each dashboard in
    kiosk mode at a fixed width, tall enough to show every panel at once (panels outside the
    viewport are never queried), over the last ``--range`` minutes.
-4. One PNG per dashboard and ``README.md`` (what was shot, how, and per panel what Grafana's
-   ``/api/ds/query`` returned as the viewer) go to ``--out``. The stack is torn down.
+4. One PNG per dashboard and ``shots.md`` (what was shot, how, and per panel what Grafana's
+   ``/api/ds/query`` returned as the viewer, Grafana's warnings) go to ``--out``. The stack is torn down.
 
 Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe`` (file
 descriptors 3 and 4), so nothing beyond the standard library is needed for it.
@@ -341,6 +341,8 @@ def main() -> int:
                     print(f"{png}  ({seen['url']})")
             finally:
                 chrome.close()
+        log = stack._runtime.processes.log_path("grafana").read_text(errors="replace").splitlines()
+        problems = [line for line in log if any(f'"level":"{lv}"' in line for lv in ("warn", "error", "eror", "crit"))]
         version = subprocess.run([shutil.which("chromium"), "--version"], capture_output=True, text=True).stdout.strip()
         gversion = ep.session().get(f"{ep.grafana}/api/health", timeout=10).json().get("version", "?")
         lines = [
@@ -355,6 +357,10 @@ def main() -> int:
             f"histogram and a log line every 0.5 s (one in ten a 500/ERROR) through the collector for "
             f"{args.warmup:g} s before the first shot; two requests with a wrong password reached the gateway "
             "every 15 s; the collector scraped the stack.",
+            "",
+            f"Grafana's log: {len(log)} lines, {len(problems)} at warn level or above" + (":" if problems else "."),
+            "",
+            *[f"    {line[:300]}" for line in problems[:20]],
             "",
         ]
         for stem, dash, png, seen, rows in shots:
