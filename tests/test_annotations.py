@@ -124,3 +124,17 @@ def test_a_command_whose_stack_cannot_be_found_still_succeeds_and_says_why(capsy
     out = _annotate(Event("up", "local", "obskit up"), endpoints=nowhere)
     assert out == {"written": False, "detail": "no secrets for environment 'local' here"}
     assert "annotation not written: no secrets for environment 'local' here" in capsys.readouterr().err
+
+
+def test_every_dashboard_with_a_time_axis_asks_for_obskit_annotations():
+    from pathlib import Path
+
+    dashboards = Path(__file__).resolve().parent.parent / "configs" / "grafana" / "dashboards"
+    timed = {"timeseries", "barchart", "state-timeline", "logs"}
+    for path in sorted(dashboards.glob("*.json")):
+        d = json.loads(path.read_text())
+        queries = [a for a in d["annotations"]["list"] if (a.get("target") or {}).get("type") == "tags"]
+        has_axis = any(p["type"] in timed for p in d["panels"])
+        asks = [q for q in queries if q["enable"] and annotate.TAG in q["target"]["tags"]
+                and q["datasource"]["uid"] == "-- Grafana --"]
+        assert bool(asks) == has_axis, path.name

@@ -743,3 +743,33 @@ def test_grafana_reaches_loki_for_history_without_an_error(proof_stack):
     bad = [line for line in log.splitlines()
            if "ngalert.state.historian" in line and ('"level":"error"' in line or "level=error" in line)]
     assert not bad, "\n".join(bad[:5])
+
+
+def test_an_obskit_annotation_shows_on_every_dashboard_with_a_time_axis(proof_stack, viewer):
+    """What `obskit up`, `promote --apply`, `secrets rotate` and `load` write (obskit.annotate)
+    is found by each dashboard's own annotation queries, asked as a viewer the way the
+    dashboard asks them; the runbooks dashboard (text only) has none."""
+    from obskit.annotate import Event, write
+
+    stack, _ = proof_stack
+    needs_grafana_program(stack)
+    out = write(stack.endpoints, Event("load", "process", "obskit load steady: counts balance", {"scenario": "steady"}))
+    assert out.written, out.detail
+    ident = int(out.detail.split()[-1])
+    as_viewer = _grafana(stack, viewer)
+    shown = {}
+    for uid in stack.endpoints.dashboard_uids:
+        dash = as_viewer.get(f"{stack.endpoints.grafana}/api/dashboards/uid/{uid}", timeout=15).json()["dashboard"]
+        found = set()
+        for query in dash.get("annotations", {}).get("list", []):
+            target = query.get("target") or {}
+            if not query.get("enable") or target.get("type") != "tags":
+                continue
+            r = as_viewer.get(f"{stack.endpoints.grafana}/api/annotations", timeout=15, params={
+                "tags": target["tags"], "matchAny": str(target.get("matchAny", False)).lower(),
+                "limit": target.get("limit", 100), "type": "annotation"})
+            assert r.status_code == 200, r.text[:200]
+            found |= {a["id"] for a in r.json()}
+        shown[uid] = ident in found
+    assert shown.pop("obskit-runbooks") is False
+    assert shown and all(shown.values()), f"dashboards that do not show obskit's annotation: {shown}"
