@@ -53,6 +53,15 @@ def aws_spec(write_spec):
     return write_spec(AWS_ENV)
 
 
+def sigint_as_a_terminal_gives_it() -> None:
+    """preexec_fn for a child a test will Ctrl-C: SIGINT at its default, as a terminal gives
+    it. A runner started in the background (`cmd &` in a script, as CI jobs can be) passes
+    SIGINT on as ignored, and a program rightly keeps ignoring it; the test means Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def obskit_cmd() -> list[str]:
     exe = shutil.which("obskit")
     return [exe] if exe else [sys.executable, "-m", "obskit.cli"]

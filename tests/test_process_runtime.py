@@ -24,7 +24,7 @@ from obskit.runtime import ProcessStack, for_env, pick_environment
 from obskit.runtime.process import MissingBinaries, StartFailed, _alive
 from obskit.spec.load import load_spec
 
-from conftest import REPO, obskit_cmd, require_tool
+from conftest import REPO, obskit_cmd, require_tool, sigint_as_a_terminal_gives_it
 
 OTELCOL = ("otelcol-obskit", "otelcol-contrib")
 
@@ -281,7 +281,8 @@ def test_ctrl_c_during_up_leaves_nothing_running(tmp_path):
     absent = [p for p in ("grafana", "mimir") if not shutil.which(p)]
     args = [*obskit_cmd(), "up", "--runtime", "process", "--no-verify", "--set", f"environments.process.base_port={base}",
             *(["--set", f"environments.process.skip=[{','.join(absent)}]"] if absent else [])]
-    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_gives_it)
     state_file = root / ".obskit" / "run" / "process" / "state.json"
     deadline = time.monotonic() + 60
     recorded: dict = {}

@@ -20,7 +20,7 @@ from obskit.project import Project
 from obskit.runtime.process import ProcessRuntime, Running, ServicePlan
 from obskit.spec.load import load_spec
 
-from conftest import obskit_cmd
+from conftest import obskit_cmd, sigint_as_a_terminal_gives_it
 
 
 def _runtime(tmp_path: Path) -> ProcessRuntime:
@@ -107,7 +107,8 @@ def test_ctrl_c_in_logs_follow_exits_130(tmp_path):
     (logs / "loki.log").write_text("a line\n")
     proc = subprocess.Popen([*obskit_cmd(), "logs", "loki", "-f", "--runtime", "process"], cwd=rt_root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")})
+                            env={k: v for k, v in os.environ.items() if not k.startswith("OBSKIT")},
+                            preexec_fn=sigint_as_a_terminal_gives_it)
     try:
         assert proc.stdout.readline() == "a line\n"  # following now
         proc.send_signal(signal.SIGINT)

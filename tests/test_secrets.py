@@ -56,7 +56,8 @@ def test_htpasswd_is_salted_sha_that_verifies(spec, tmp_path):
     assert htpasswd_line("apps-read", "pw-123") != line  # salt differs per user
     store, _ = SecretStore(tmp_path, "local").ensure(spec)
     users = [l.split(":")[0] for l in store["gateway-htpasswd"].splitlines()]
-    assert users == sorted(["apps-write", "apps-read", "sandbox-write", "sandbox-read", "ops-write", "ops-read", "obskit-admin"])
+    assert users == sorted(["apps-write", "apps-read", "sandbox-write", "sandbox-read", "ops-write", "ops-read", "obskit-admin",
+                           "ops-history"])  # Grafana's alert state history writer
 
 
 def test_server_certificate_verifies_against_the_ca(tmp_path, spec):
