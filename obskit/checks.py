@@ -59,6 +59,13 @@ _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)=", re.M)
 _OPTIONAL = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):-")
 
 
+def _script_vars(text: str) -> set[str]:
+    """An entrypoint script's variables from its environment: a script's own variables and
+    those it gives a default (${X:-d}) need no binding."""
+    names = {a or b for a, b in _SHELL.findall(text)}
+    return names - set(_ASSIGNED.findall(text)) - set(_OPTIONAL.findall(text))
+
+
 def referenced_vars(rel: str, text: str) -> set[str]:
     """The environment variables a rendered config file expects its component to expand."""
     component = rel.split("/")[1]
@@ -72,17 +79,14 @@ def referenced_vars(rel: str, text: str) -> set[str]:
         if rel.endswith(".ini"):
             return set(_GRAFANA_INI.findall(text))
         if rel.endswith(".sh"):
-            names = {a or b for a, b in _SHELL.findall(text)}
-            return names - set(_ASSIGNED.findall(text)) - set(_OPTIONAL.findall(text))
+            return _script_vars(text)
         if not rel.endswith((".yaml", ".yml")):
             return set()
         text = text.replace("$$", "")
         return {a or b for a, b in _GRAFANA.findall(text) if not (a or b).startswith("__")}
     if component == "gateway":
         if rel.endswith(".sh"):
-            # A script's own variables and those it gives a default (${X:-d}) need no binding.
-            names = {a or b for a, b in _SHELL.findall(text)}
-            return names - set(_ASSIGNED.findall(text)) - set(_OPTIONAL.findall(text))
+            return _script_vars(text)
         return {a or b for a, b in _SHELL.findall(text) if (a or b).startswith("OBSKIT_")}
     return set()
 

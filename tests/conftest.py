@@ -96,6 +96,19 @@ def require_tool(tool: str, why: str = "") -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def moto_aws(moto_s3):
+    """Every AWS client of the module talks to moto's server (SSM, STS, ECR, S3...), with
+    test credentials and no profile or config file of the machine's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", f"http://{moto_s3['endpoint']}")
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        mp.delenv("AWS_PROFILE", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory):
     """A real S3 API (moto's server) on 127.0.0.1, with the spec's default buckets."""

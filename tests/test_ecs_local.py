@@ -120,19 +120,7 @@ def _registry_or_skip() -> None:
 
 
 @pytest.fixture(scope="module")
-def aws(moto_s3):
-    """SSM (and STS) on moto's server: what promote's secrets step writes, and ECS reads."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ENDPOINT_URL", f"http://{moto_s3['endpoint']}")
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
-        mp.delenv("AWS_PROFILE", raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def prepared(aws, tmp_path_factory):
+def prepared(moto_aws, tmp_path_factory):
     """promote --apply's steps up to Terraform: the secrets into SSM, the environment
     rendered, the tfvars, obskit's images built and pushed to the ECR stand-in."""
     engine_or_skip()

@@ -46,18 +46,7 @@ MANIFESTS = ", ".join([
 
 
 @pytest.fixture(scope="module")
-def aws(moto_s3):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ENDPOINT_URL", f"http://{moto_s3['endpoint']}")
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
-        mp.delenv("AWS_PROFILE", raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def shipped(aws, tmp_path_factory):
+def shipped(moto_aws, tmp_path_factory):
     """The image step run once: rendered prod environment, repositories in (moto's) ECR,
     login with ECR's credentials, then push_images to the local registry."""
     engine_or_skip()
